@@ -1,0 +1,27 @@
+"""User-facing errors: the CLI prints these as one clear message, without a traceback."""
+
+from __future__ import annotations
+
+
+class HwnasError(Exception):
+    """Base class of every error caused by user input (files, options, constraints)."""
+
+
+class SpaceError(HwnasError):
+    """A search-space definition is malformed or contradictory."""
+
+
+class DataError(HwnasError):
+    """A dataset name or file cannot be used."""
+
+
+class ProfileError(HwnasError):
+    """A hardware profile is unknown, malformed, or failed to produce a number."""
+
+
+class ConfigError(HwnasError):
+    """Search options (sampler, objectives, constraints, storage) are invalid."""
+
+
+class CandidateError(Exception):
+    """One candidate failed (diverged, failed to export or to profile); its trial is recorded as failed."""

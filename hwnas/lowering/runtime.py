@@ -1,0 +1,32 @@
+"""Run exported classifiers with ONNX Runtime (accuracy is always measured on the exported file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hwnas.lowering.export import INPUT_NAME
+
+
+def session(path: Path | str, threads: int = 1):  # type: ignore[no-untyped-def]
+    """A CPU inference session with a fixed thread count."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def predict_scores(path: Path | str, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """Class scores of the ONNX classifier at ``path`` for raw features ``x``."""
+    sess = session(path)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    parts = [sess.run(None, {INPUT_NAME: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def onnx_accuracy(path: Path | str, x: np.ndarray, y: np.ndarray) -> float:
+    return float((predict_scores(path, x).argmax(1) == y).mean())

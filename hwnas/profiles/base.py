@@ -1,0 +1,144 @@
+"""The hardware-profile interface.
+
+A profile turns one lowered ONNX file into costs. Lifecycle, as the search uses it:
+
+1. The registry builds the profile from its YAML definition (``name``, ``kind``, ``params``).
+2. :meth:`Profile.fixed_point` tells the search whether the profile costs a fixed-point circuit; if so,
+   candidates are trained and evaluated with those bit-widths (the accuracy is the deployed one).
+3. :meth:`Profile.profile` is called with the exported ONNX file (the exact file that is exported) and
+   returns a :class:`ProfileResult`: one :class:`Metric` per reported quantity, each with provenance
+   (``measured`` with repeats and spread, or ``predicted`` with the model and its validation error).
+
+A new kind is "subclass :class:`Profile`, set ``kind``, ``metrics``, ``primary_metric`` and
+``provenance``, implement :meth:`profile`, decorate with :func:`hwnas.profiles.register_kind`".
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from hwnas.errors import ProfileError
+
+Provenance = Literal["measured", "predicted"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One hardware number with its provenance.
+
+    ``details`` holds, for ``measured``: ``repeats``, ``iqr``, ``cv`` (and what was run where);
+    for ``predicted``: ``model`` (what predicted it) and ``validation_error`` (how good that model is).
+    """
+
+    name: str
+    value: float
+    unit: str
+    provenance: Provenance
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Metric":
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """All metrics one profile reported for one ONNX file."""
+
+    profile: str
+    metrics: dict[str, Metric]
+
+    def __getitem__(self, metric: str) -> Metric:
+        return self.metrics[metric]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"profile": self.profile, "metrics": {k: m.to_dict() for k, m in self.metrics.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ProfileResult":
+        return cls(data["profile"], {k: Metric.from_dict(m) for k, m in data["metrics"].items()})
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """Bit-widths a profile deploys: weights as signed ``weight_bits`` integers, inputs as ``input_bits``."""
+
+    weight_bits: int
+    input_bits: int
+
+
+class Profile(abc.ABC):
+    """Base class of every hardware profile (see the module docstring for the lifecycle)."""
+
+    kind: ClassVar[str]
+    #: Metric names this kind reports, in display order, with units.
+    metrics: ClassVar[dict[str, str]]
+    #: The metric minimised when the user names no ``--objective`` for this profile.
+    primary_metric: ClassVar[str]
+    provenance: ClassVar[Provenance]
+    #: Parameter defaults; YAML ``params`` and ``--profile-set`` override them (unknown keys are errors).
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        description: str = "",
+        source: str = "",
+        path: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.source = source
+        self.path = path
+        self.params = self._validate_params(params or {})
+
+    def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ProfileError(
+                f"profile '{self.name}' (kind {self.kind}): unknown parameter(s) {unknown}; "
+                f"allowed: {sorted(self.defaults)}"
+            )
+        merged = dict(self.defaults)
+        for key, value in params.items():
+            default = self.defaults[key]
+            if default is not None and not isinstance(default, str) and value is not None:
+                try:
+                    value = type(default)(value)
+                except (TypeError, ValueError):
+                    raise ProfileError(
+                        f"profile '{self.name}': parameter '{key}' must be {type(default).__name__}, "
+                        f"got {value!r}"
+                    ) from None
+            merged[key] = value
+        return merged
+
+    def fixed_point(self) -> FixedPoint | None:
+        """Bit-widths the deployed model must use, or None when the profile runs the graph as exported."""
+        return None
+
+    @abc.abstractmethod
+    def profile(self, onnx_path: Path) -> ProfileResult:
+        """Cost one ONNX file. Raises :class:`~hwnas.errors.ProfileError` when it cannot."""
+
+    def describe(self) -> dict[str, Any]:
+        """The full definition, as ``hwnas profiles show`` prints it."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "provenance": self.provenance,
+            "description": self.description,
+            "source": self.source,
+            "metrics": dict(self.metrics),
+            "primary_metric": self.primary_metric,
+            "params": dict(self.params),
+            "file": str(self.path) if self.path else None,
+        }

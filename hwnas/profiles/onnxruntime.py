@@ -1,0 +1,151 @@
+"""The ``onnxruntime`` profile kind: latency measured by running the ONNX file in ONNX Runtime here."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwnas.errors import ProfileError
+from hwnas.profiles.base import Metric, Profile, ProfileResult
+from hwnas.profiles.registry import register_kind
+
+_DTYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
+}
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (the identity a measurement is cached under)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def cpu_name() -> str:
+    """A human-readable name of this host's CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@register_kind
+class OnnxRuntimeProfile(Profile):
+    """Median latency of ``repeats`` timed runs after ``warmup`` runs, one session per file.
+
+    Inputs are random tensors shaped like the graph inputs, with the batch dimension set to ``batch_size``.
+    Results are cached per (file content, settings) for the life of the process.
+    """
+
+    kind = "onnxruntime"
+    metrics = {"latency_ms": "ms"}
+    primary_metric = "latency_ms"
+    provenance = "measured"
+    defaults = {
+        "provider": "CPUExecutionProvider",
+        "threads": 1,
+        "batch_size": 1,
+        "warmup": 10,
+        "repeats": 100,
+        "optimization": "all",
+    }
+    _cache: dict[tuple[str, str], ProfileResult] = {}
+
+    def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        merged = super()._validate_params(params)
+        for key in ("threads", "batch_size", "repeats"):
+            if merged[key] < 1:
+                raise ProfileError(f"profile '{self.name}': parameter '{key}' must be >= 1, got {merged[key]}")
+        if merged["repeats"] < 50:
+            raise ProfileError(f"profile '{self.name}': repeats must be >= 50 for a stable median, got {merged['repeats']}")
+        if merged["optimization"] not in ("disable", "basic", "extended", "all"):
+            raise ProfileError(f"profile '{self.name}': optimization must be disable/basic/extended/all")
+        return merged
+
+    def _session(self, path: Path):  # type: ignore[no-untyped-def]
+        import onnxruntime as ort
+
+        provider = self.params["provider"]
+        if provider not in ort.get_available_providers():
+            raise ProfileError(
+                f"profile '{self.name}': execution provider {provider} is not available here "
+                f"(available: {ort.get_available_providers()})"
+            )
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.params["threads"]
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        opts.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[self.params["optimization"]]
+        try:
+            return ort.InferenceSession(str(path), opts, providers=[provider])
+        except Exception as exc:
+            raise ProfileError(f"profile '{self.name}': onnxruntime cannot load {path}: {exc}") from exc
+
+    def _inputs(self, sess: Any) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(0)
+        feeds = {}
+        for i, arg in enumerate(sess.get_inputs()):
+            dtype = _DTYPES.get(arg.type)
+            if dtype is None:
+                raise ProfileError(f"profile '{self.name}': input '{arg.name}' has unsupported type {arg.type}")
+            shape = []
+            for axis, dim in enumerate(arg.shape):
+                if isinstance(dim, int) and dim > 0:
+                    shape.append(dim)
+                elif axis == 0:
+                    shape.append(self.params["batch_size"])
+                else:
+                    raise ProfileError(
+                        f"profile '{self.name}': input '{arg.name}' has a symbolic non-batch dimension {dim!r} "
+                        "(give the model static shapes except the batch)"
+                    )
+            if np.issubdtype(dtype, np.floating):
+                feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
+            else:
+                feeds[arg.name] = np.zeros(shape, dtype)
+        return feeds
+
+    def profile(self, onnx_path: Path) -> ProfileResult:
+        key = (file_digest(onnx_path), repr(sorted(self.params.items())))
+        if key in self._cache:
+            return self._cache[key]
+        sess = self._session(onnx_path)
+        feeds = self._inputs(sess)
+        try:
+            for _ in range(self.params["warmup"]):
+                sess.run(None, feeds)
+            times = np.empty(self.params["repeats"])
+            for i in range(len(times)):
+                start = time.perf_counter_ns()
+                sess.run(None, feeds)
+                times[i] = (time.perf_counter_ns() - start) / 1e6
+        except Exception as exc:
+            raise ProfileError(f"profile '{self.name}': inference failed on {onnx_path}: {exc}") from exc
+        q1, median, q3 = np.percentile(times, [25, 50, 75])
+        import onnxruntime as ort
+
+        metric = Metric(
+            "latency_ms", float(median), "ms", "measured",
+            {
+                "repeats": len(times), "warmup": self.params["warmup"], "iqr_ms": float(q3 - q1),
+                "cv": float(times.std() / times.mean()), "min_ms": float(times.min()),
+                "batch_size": self.params["batch_size"], "threads": self.params["threads"],
+                "provider": self.params["provider"], "onnxruntime": ort.__version__, "host": cpu_name(),
+            },
+        )
+        result = ProfileResult(self.name, {"latency_ms": metric})
+        self._cache[key] = result
+        return result

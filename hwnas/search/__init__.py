@@ -1,0 +1,1 @@
+"""Search strategies over a space, objectives and constraints from the profiles, Pareto outputs."""

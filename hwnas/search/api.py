@@ -1,0 +1,148 @@
+"""The Python API behind the CLI: ``hwnas.search(...)`` and ``hwnas.export(...)``."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import optuna
+
+from hwnas.data import Dataset, load_dataset
+from hwnas.errors import ConfigError
+from hwnas.profiles import Profile, get as get_profile
+from hwnas.search import report
+from hwnas.search.evaluate import CandidateEvaluator
+from hwnas.search.objectives import ACCURACY, parse_constraints, parse_objectives
+from hwnas.search.pareto import pareto_trials
+from hwnas.search.runner import Progress, TrialRunner, artifact_store, run_trials
+from hwnas.search.study import default_storage, finished_trials, make_sampler, open_storage, open_study
+from hwnas.space import SearchSpace, load_space
+
+
+@dataclass
+class SearchResult:
+    study: optuna.Study
+    out: Path
+    pareto: list[dict[str, Any]]
+
+    @property
+    def n_trials(self) -> int:
+        return len(self.study.trials)
+
+
+def _profiles(names: Sequence[str | Profile], overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Profile]:
+    out: dict[str, Profile] = {}
+    for item in names:
+        p = item if isinstance(item, Profile) else get_profile(item, dict(overrides.get(item, {})))
+        if p.name in out:
+            raise ConfigError(f"profile {p.name!r} was given twice")
+        out[p.name] = p
+    unused = set(overrides) - set(out) - {str(n) for n in names}
+    if unused:
+        raise ConfigError(f"--profile-set names profile(s) {sorted(unused)} that are not chosen with --profile")
+    return out
+
+
+def _check_compatible(space: SearchSpace, profiles: Mapping[str, Profile]) -> None:
+    printed = [p.name for p in profiles.values() if p.fixed_point() is not None]
+    quant = space.params.get("quant")
+    choices = getattr(quant, "choices", (space.fixed.get("quant"),))
+    if printed and "int8" in choices:
+        raise ConfigError(
+            f"profile(s) {printed} cost fixed-point circuits, but space '{space.name}' offers quant 'int8' "
+            "(ONNX Runtime QDQ): drop int8 from the space or the fixed-point profile"
+        )
+
+
+def search(
+    space: str | Path | SearchSpace,
+    dataset: str | Dataset = "breast_cancer",
+    profiles: Sequence[str | Profile] = ("cpu-ort",),
+    *,
+    trials: int = 40,
+    sampler: str = "nsga2",
+    seed: int = 0,
+    out: str | Path = "runs/hwnas",
+    study: str | None = None,
+    storage: str | None = None,
+    constraints: Sequence[str] = (),
+    objectives: Sequence[str] = (),
+    epochs: int = 100,
+    target: str | None = None,
+    profile_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    population_size: int = 20,
+    progress: bool = True,
+) -> SearchResult:
+    """Run (or resume) a hardware-aware search; write ``pareto.json``, ``pareto.csv`` and ``models/`` to ``out``.
+
+    Re-running with the same ``out``/``study`` resumes: finished trials are kept and the search continues
+    until the study holds ``trials`` finished trials.
+    """
+    if trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {trials}")
+    if epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {epochs}")
+    sp = space if isinstance(space, SearchSpace) else load_space(space)
+    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, target=target, seed=seed)
+    profs = _profiles(profiles, profile_overrides or {})
+    if not profs:
+        raise ConfigError("choose at least one hardware profile (--profile)")
+    _check_compatible(sp, profs)
+    objs = parse_objectives([o for o in objectives if o != ACCURACY], profs)
+    cons = parse_constraints(constraints, profs)
+    smp = make_sampler(sampler, seed, population_size)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage or default_storage(out)
+    name = study or f"{sp.name}-{data.name}"
+    signature = {
+        "hwnas.space": sp.describe(),
+        "hwnas.dataset": data.describe(),
+        "hwnas.profiles": {n: p.describe() | {"file": None} for n, p in profs.items()},
+        "hwnas.objectives": [ACCURACY] + [o.name for o in objs],
+        "hwnas.constraints": [c.name for c in cons],
+        "hwnas.epochs": epochs,
+        "hwnas.seed": seed,
+    }
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    st = open_study(open_storage(url), name, smp, [ACCURACY] + [o.name for o in objs], signature)
+    artifacts = Path(st.user_attrs.get("hwnas.artifacts") or out / "artifacts")
+    if "hwnas.artifacts" not in st.user_attrs:
+        st.set_user_attr("hwnas.artifacts", str(artifacts.resolve()))
+    evaluator = CandidateEvaluator(data, list(profs.values()), cons, epochs=epochs, seed=seed,
+                                   workdir=out / "work", space_name=sp.name)
+    runner = TrialRunner(sp, evaluator, objs, artifact_store(artifacts))
+    done = len(finished_trials(st))
+    bar = Progress(trials, min(done, trials), progress)
+    try:
+        if done < trials:
+            run_trials(st, runner, trials - done, bar, pareto_trials)
+    finally:
+        bar.close()
+    rows = report.write_reports(st, out, artifacts)
+    logging.getLogger("hwnas").info("wrote %d Pareto models to %s", len(rows), out)
+    return SearchResult(st, out, rows)
+
+
+def export(out: str | Path, *, storage: str | None = None, study: str | None = None,
+           artifacts: str | Path | None = None) -> list[dict[str, Any]]:
+    """Re-export ``pareto.json``, ``pareto.csv`` and ``models/*.onnx`` of a study into ``out``."""
+    out = Path(out)
+    url = storage or default_storage(out)
+    if storage is None and not (out / "study.db").is_file():
+        raise ConfigError(f"no study.db in {out}; pass --storage URL")
+    store = open_storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+    if study is None:
+        if len(names) != 1:
+            raise ConfigError(f"storage holds studies {names}; choose one with --study")
+        study = names[0]
+    if study not in names:
+        raise ConfigError(f"no study {study!r} in {url}; studies there: {names}")
+    st = optuna.load_study(study_name=study, storage=store)
+    return report.write_reports(st, out, Path(artifacts) if artifacts else None)

@@ -1,0 +1,224 @@
+"""One candidate, end to end: build → (screen cheap costs) → train → lower to ONNX → accuracy of the exported
+file → hardware costs of that same file. Pure of Optuna: the study layer records what this returns."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import onnx
+import torch
+
+from hwnas import __version__
+from hwnas.data import Dataset
+from hwnas.errors import CandidateError, ConfigError, ProfileError
+from hwnas.lowering.export import export_onnx
+from hwnas.lowering.int8 import quantize_int8
+from hwnas.lowering.runtime import onnx_accuracy, predict_scores
+from hwnas.models import build_model
+from hwnas.models.preprocess import InputStats
+from hwnas.profiles import FixedPoint, Profile, ProfileResult
+from hwnas.search.objectives import Constraint, violations
+from hwnas.space import ArchConfig
+from hwnas.train import TrainSettings, seed_everything, train
+
+#: fp32 exports must reproduce the torch model to this tolerance (max abs difference of class scores).
+PARITY_TOLERANCE = 1e-4
+
+
+@dataclass
+class Timings:
+    """Seconds spent per phase of one trial."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - start
+
+
+@dataclass
+class CandidateResult:
+    """What one candidate produced. ``trained`` is False when a cheap constraint screened it out."""
+
+    config: ArchConfig
+    seed: int
+    costs: dict[str, ProfileResult]
+    violations: dict[str, float]
+    trained: bool
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    torch_val_accuracy: float | None = None
+    onnx_max_abs_diff: float | None = None
+    onnx_path: Path | None = None
+    graph_sha256: str | None = None
+    epochs_run: int | None = None
+
+    @property
+    def feasible(self) -> bool:
+        return all(v <= 0 for v in self.violations.values())
+
+
+def fixed_point_of(profiles: Sequence[Profile]) -> FixedPoint | None:
+    """The one fixed-point deployment the chosen profiles require (conflicting requirements are an error)."""
+    specs = {p.name: p.fixed_point() for p in profiles if p.fixed_point() is not None}
+    if len(set(specs.values())) > 1:
+        raise ConfigError(f"profiles require different fixed-point bit-widths: {specs}; choose one")
+    return next(iter(specs.values()), None)
+
+
+def candidate_seed(seed: int, config: ArchConfig) -> int:
+    """Training seed derived from (search seed, config): a trial is reproducible from (space, config, seed)."""
+    return int(hashlib.sha256(f"{seed}:{config.key}".encode()).hexdigest()[:8], 16)
+
+
+def graph_digest(path: Path) -> str:
+    """SHA-256 of the serialised graph (metadata excluded): equal for a candidate and its exported copy."""
+    return hashlib.sha256(onnx.load(str(path)).graph.SerializeToString(deterministic=True)).hexdigest()
+
+
+class CandidateEvaluator:
+    """Evaluates configs on one dataset with fixed profiles, constraints and training budget."""
+
+    def __init__(
+        self,
+        data: Dataset,
+        profiles: Sequence[Profile],
+        constraints: Sequence[Constraint],
+        *,
+        epochs: int,
+        seed: int,
+        workdir: Path,
+        space_name: str,
+    ) -> None:
+        self.data = data
+        self.profiles = list(profiles)
+        self.constraints = list(constraints)
+        self.epochs = epochs
+        self.seed = seed
+        self.workdir = workdir
+        self.space_name = space_name
+        self.fixed_point = fixed_point_of(self.profiles)
+        self.stats = InputStats.of(data.X_train)
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    def _metadata(self, config: ArchConfig, seed: int, model: Any) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "hwnas.version": __version__,
+            "hwnas.arch": config.to_dict(),
+            "hwnas.dataset": self.data.describe(),
+            "hwnas.space": self.space_name,
+            "hwnas.seed": seed,
+        }
+        fp = model.fixed_point()
+        if fp:
+            meta["hwnas.fixed_point"] = fp
+        return meta
+
+    def _build(self, config: ArchConfig, seed: int) -> Any:
+        seed_everything(seed)
+        try:
+            return build_model(
+                config, n_features=self.data.n_features, n_classes=self.data.n_classes,
+                stats=self.stats, fixed_point=self.fixed_point,
+            )
+        except (ValueError, TypeError) as exc:
+            raise CandidateError(f"cannot build {config.to_dict()['values']}: {exc}") from exc
+
+    def _lower(self, model: Any, config: ArchConfig, seed: int, path: Path) -> Path:
+        model.bake()
+        export_onnx(model, self.data.n_features, path, self._metadata(config, seed, model))
+        if config.get("quant", "fp32") == "int8":
+            fp32 = path.with_suffix(".fp32.onnx")
+            path.replace(fp32)
+            quantize_int8(fp32, path, self.data.X_train)
+            from hwnas.lowering.export import set_metadata
+
+            set_metadata(path, self._metadata(config, seed, model))
+            fp32.unlink()
+        elif config.get("quant", "fp32") != "fp32":
+            raise CandidateError(f"quantisation {config['quant']!r} is not supported by this model (fp32, int8)")
+        return path
+
+    def _profile(self, path: Path) -> dict[str, ProfileResult]:
+        costs = {}
+        for p in self.profiles:
+            try:
+                costs[p.name] = p.profile(path)
+            except ProfileError as exc:
+                raise CandidateError(f"profile {p.name} failed: {exc}") from exc
+            except Exception as exc:  # a crashing profiler fails this candidate, never the search
+                raise CandidateError(f"profile {p.name} crashed: {type(exc).__name__}: {exc}") from exc
+        return costs
+
+    def evaluate(self, config: ArchConfig, timings: Timings, name: str) -> CandidateResult:
+        """Run the whole pipeline for ``config``; files go to ``workdir/name*.onnx``."""
+        seed = candidate_seed(self.seed, config)
+        with timings.phase("build"):
+            model = self._build(config, seed)
+        if self.constraints:
+            # Cheap objectives first: cost the untrained candidate; screened-out ones are never trained.
+            screen = self.workdir / f"{name}.screen.onnx"
+            with timings.phase("export"):
+                self._lower(copy.deepcopy(model), config, seed, screen)
+            with timings.phase("profile"):
+                costs = self._profile(screen)
+            screen.unlink(missing_ok=True)
+            broken = violations(self.constraints, costs)
+            if any(v > 0 for v in broken.values()):
+                return CandidateResult(config, seed, costs, broken, trained=False)
+        d = self.data
+        with timings.phase("train"):
+            settings = TrainSettings(
+                epochs=self.epochs, seed=seed,
+                lr=float(config.get("lr", TrainSettings.lr)),
+                batch_size=int(config.get("batch_size", TrainSettings.batch_size)),
+                weight_decay=float(config.get("weight_decay", TrainSettings.weight_decay)),
+            )
+            trained = train(model, d.X_train, d.y_train, d.X_val, d.y_val, settings)
+        path = self.workdir / f"{name}.onnx"
+        with timings.phase("export"):
+            self._lower(model, config, seed, path)
+            val = onnx_accuracy(path, d.X_val, d.y_val)
+            test = onnx_accuracy(path, d.X_test, d.y_test)
+            diff = self._parity(model, path) if config.get("quant", "fp32") == "fp32" else None
+        with timings.phase("profile"):
+            costs = self._profile(path)
+        return CandidateResult(
+            config, seed, costs, violations(self.constraints, costs), trained=True,
+            val_accuracy=val, test_accuracy=test, torch_val_accuracy=trained.val_accuracy,
+            onnx_max_abs_diff=diff, onnx_path=path, graph_sha256=graph_digest(path), epochs_run=trained.epochs_run,
+        )
+
+    def _parity(self, model: Any, path: Path) -> float:
+        x = self.data.X_val
+        model.eval()
+        with torch.no_grad():
+            ref = model(torch.as_tensor(x, dtype=torch.float32)).numpy()
+        diff = float(np.abs(predict_scores(path, x) - ref).max())
+        if not diff <= PARITY_TOLERANCE:
+            raise CandidateError(f"exported ONNX differs from the torch model by {diff:.3g} (> {PARITY_TOLERANCE})")
+        return diff
+
+
+def accuracy_values(result: CandidateResult) -> float:
+    """The accuracy objective: validation accuracy of the exported model; 0 for untrained (screened) ones."""
+    return result.val_accuracy if result.val_accuracy is not None else 0.0
+
+
+def cost_values(result: CandidateResult, objectives: Sequence[Any]) -> list[float]:
+    return [result.costs[o.profile][o.metric].value for o in objectives]
+
+
+def metrics_dict(costs: Mapping[str, ProfileResult]) -> dict[str, Any]:
+    return {name: r.to_dict()["metrics"] for name, r in costs.items()}

@@ -1,0 +1,139 @@
+"""The search loop: Optuna proposes, :class:`CandidateEvaluator` evaluates, the study records."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+from hwnas.errors import CandidateError
+from hwnas.search.evaluate import CandidateEvaluator, CandidateResult, Timings, accuracy_values, cost_values, metrics_dict
+from hwnas.search.objectives import Objective
+from hwnas.search.study import FAIL_REASON
+from hwnas.space import SearchSpace
+
+
+class TrialRunner:
+    """The Optuna objective: one call evaluates one proposed architecture and records everything about it."""
+
+    def __init__(self, space: SearchSpace, evaluator: CandidateEvaluator, objectives: Sequence[Objective],
+                 artifacts: FileSystemArtifactStore) -> None:
+        self.space = space
+        self.evaluator = evaluator
+        self.objectives = list(objectives)
+        self.artifacts = artifacts
+        self._done: dict[str, int] = {}  # arch key → number of a finished trial with that architecture
+
+    def remember(self, study: optuna.Study) -> None:
+        """Index finished architectures so that a re-proposed one is reused, not retrained."""
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            self._done.setdefault(t.user_attrs.get("arch_key", ""), t.number)
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        timings = Timings()
+        with timings.phase("sample"):
+            config = self.space.suggest(trial)
+        trial.set_user_attr("arch", config.to_dict())
+        trial.set_user_attr("arch_key", config.key)
+        broken = self.space.violations(config.values)
+        if broken:
+            trial.set_user_attr("status", "invalid")
+            trial.set_user_attr("reason", f"violates space constraint(s): {broken}")
+            raise optuna.TrialPruned(f"violates {broken}")
+        if config.key in self._done:
+            return self._reuse(trial, self._done[config.key])
+        try:
+            result = self.evaluator.evaluate(config, timings, name=f"trial_{trial.number:05d}")
+        except CandidateError as exc:
+            trial.set_user_attr("status", "failed")
+            trial.set_user_attr(FAIL_REASON, str(exc))
+            trial.set_user_attr("timings", timings.phases)
+            raise
+        with timings.phase("bookkeeping"):
+            values = self._record(trial, result)
+        trial.set_user_attr("timings", timings.phases)
+        self._done[config.key] = trial.number
+        return values
+
+    def _record(self, trial: optuna.Trial, r: CandidateResult) -> list[float]:
+        for name, v in r.violations.items():
+            trial.set_constraint(name, v)
+        attrs: dict[str, Any] = {
+            "status": "ok" if r.trained and r.feasible else "infeasible",
+            "trained": r.trained,
+            "seed": r.seed,
+            "metrics": metrics_dict(r.costs),
+            "violations": r.violations,
+            "val_accuracy": r.val_accuracy,
+            "test_accuracy": r.test_accuracy,
+            "torch_val_accuracy": r.torch_val_accuracy,
+            "onnx_max_abs_diff": r.onnx_max_abs_diff,
+            "graph_sha256": r.graph_sha256,
+            "epochs_run": r.epochs_run,
+        }
+        if not r.trained:
+            attrs["reason"] = "screened out before training by a hardware constraint; accuracy objective set to 0"
+        if r.onnx_path is not None:
+            attrs["artifact_id"] = upload_artifact(
+                artifact_store=self.artifacts, file_path=str(r.onnx_path), study_or_trial=trial,
+                mimetype="application/octet-stream",
+            )
+            r.onnx_path.unlink()
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return [accuracy_values(r), *cost_values(r, self.objectives)]
+
+    def _reuse(self, trial: optuna.Trial, number: int) -> list[float]:
+        """Copy the results of an identical architecture (same config and seed give the same model)."""
+        src = trial.study.get_trials(deepcopy=False)[number]
+        for key, value in src.user_attrs.items():
+            if key not in ("arch", "arch_key", "timings"):
+                trial.set_user_attr(key, value)
+        trial.set_user_attr("reused_from", number)
+        for key, value in src.system_attrs.items():
+            if key.startswith("constraints:"):
+                trial.set_constraint(key.split(":", 1)[1], value)
+        trial.set_user_attr("timings", {})
+        assert src.values is not None
+        return list(src.values)
+
+
+class Progress:
+    """A tqdm bar: trials done, feasible count, Pareto size, best accuracy so far."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="trial", dynamic_ncols=True)
+        self.started = time.perf_counter()
+
+    def update(self, study: optuna.Study, pareto: Callable[[optuna.Study], list[Any]]) -> None:
+        trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        ok = [t for t in trials if t.user_attrs.get("status") == "ok"]
+        best = max((t.values[0] for t in ok), default=float("nan"))
+        self.bar.set_postfix(feasible=len(ok), pareto=len(pareto(study)), best_acc=f"{best:.4f}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_trials(study: optuna.Study, runner: TrialRunner, n_trials: int, progress: Progress,
+               pareto: Callable[[optuna.Study], list[Any]]) -> None:
+    """Run ``n_trials`` more trials; candidate failures are recorded and the search goes on."""
+    runner.remember(study)
+    study.optimize(
+        runner,
+        n_trials=n_trials,
+        catch=(CandidateError,),
+        callbacks=[lambda s, _t: progress.update(s, pareto)],
+        gc_after_trial=False,
+    )
+
+
+def artifact_store(path: Path) -> FileSystemArtifactStore:
+    path.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(path))
