@@ -121,3 +121,14 @@ def header(env: Mapping[str, Any]) -> str:
     return (f"# {env['date']}  CPU: {m['cpu']} ({m['cores']} cores), load {m['loadavg_1_5_15_at_start']}\n"
             f"# hwnas {v['hwnas']}, optuna {v['optuna']}, onnxruntime {v['onnxruntime']}, torch {v['torch']}, "
             f"python {v['python']}")
+
+
+def trial_record(trial: Any) -> dict[str, Any]:
+    """A trial's hwnas record (status, timings, reused_from, ...), whichever layout this hwnas stores it in:
+    one ``user_attrs["result"]`` dict (``hwnas.search.study.record_of``) or flat ``user_attrs`` keys."""
+    try:
+        from hwnas.search.study import record_of
+    except ImportError:
+        record_of = None
+    rec = record_of(trial) if record_of else {}
+    return rec if rec else dict(trial.user_attrs)

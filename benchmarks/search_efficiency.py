@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RUNS_DIR, environment, fnum, header, loadavg, table, write_json  # noqa: E402
+from _common import RUNS_DIR, environment, fnum, header, loadavg, table, trial_record, write_json  # noqa: E402
 
 NAME = "search_efficiency"
 
@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--population-size", type=int, default=20, help="NSGA-II population (hwnas default 20)")
     ap.add_argument("--ref-factor", type=float, default=1.1, help="reference = factor x max cost over all runs")
     ap.add_argument("--baseline", default="random", help="sampler the ratios are taken against")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch.set_num_threads for training (default 1: faster and steadier for these tiny "
+                         "models on a shared 2-core host; 0 leaves torch's default)")
     ap.add_argument("--runs-dir", type=Path, default=RUNS_DIR / NAME, help="where each search's out folder goes")
     ap.add_argument("--json", type=Path, default=None, help="output JSON path (default benchmarks/results/)")
     ap.add_argument("--quick", action="store_true", help="smoke check: 1 seed, 10 trials, 5 epochs")
@@ -80,11 +83,12 @@ def run_one(args: argparse.Namespace, sampler: str, seed: int) -> dict[str, Any]
     study = res.study
     trials = []
     for t in study.get_trials(deepcopy=False):
+        rec = trial_record(t)
         trials.append({
             "number": t.number,
             "state": t.state.name,
-            "status": t.user_attrs.get("status"),
-            "reused_from": t.user_attrs.get("reused_from"),
+            "status": rec.get("status"),
+            "reused_from": rec.get("reused_from"),
             "values": list(t.values) if t.values is not None else None,
         })
     return {"sampler": sampler, "seed": seed, "out": str(out), "wall_s": wall,
@@ -96,7 +100,7 @@ def losses(run: dict[str, Any], n: int | None = None) -> np.ndarray:
     """Loss vectors (1 - accuracy, costs...) of the ok trials numbered < n."""
     pts = [[1.0 - t["values"][0], *t["values"][1:]] for t in run["trials"]
            if t["status"] == "ok" and t["values"] is not None and (n is None or t["number"] < n)]
-    return np.array(pts, dtype=float).reshape(len(pts), -1)
+    return np.array(pts, dtype=float).reshape(len(pts), len(run["metric_names"]) if not pts else len(pts[0]))
 
 
 def hv(points: np.ndarray, ref: np.ndarray, dims: list[int] | None = None) -> float:
@@ -121,12 +125,26 @@ def analyse(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, A
     names = runs[0]["metric_names"] or [f"obj{i}" for i in range(n_obj)]
     # Supplementary: HV over (error, each single cost), to see which objective drives the differences.
     pairs = {f"error+{names[i]}": [0, i] for i in range(1, n_obj)} if n_obj > 2 else {}
+    # Supplementary: every objective scaled to [0, 1] between its min and max over all runs (error linear,
+    # costs in log10, as they span decades), reference 1.1 in each; divided by the box volume 1.1^k.
+    lo = np.array([all_pts[:, 0].min(), *np.log10(all_pts[:, 1:].min(axis=0))])
+    hi = np.array([all_pts[:, 0].max(), *np.log10(all_pts[:, 1:].max(axis=0))])
+    span = np.where(hi > lo, hi - lo, 1.0)
+
+    def scaled(pts: np.ndarray) -> np.ndarray:
+        if len(pts) == 0:
+            return pts
+        z = np.column_stack([pts[:, 0], np.log10(pts[:, 1:])])
+        return (z - lo) / span
+
+    ref_s = np.full(n_obj, 1.1)
     for r in runs:
-        r["hv"], r["hv_norm"], r["hv_pairs_norm"] = {}, {}, {}
+        r["hv"], r["hv_norm"], r["hv_pairs_norm"], r["hv_logscaled"] = {}, {}, {}, {}
         for c in args.checkpoint_list:
             pts = losses(r, c)
             r["hv"][c] = hv(pts, ref)
             r["hv_norm"][c] = r["hv"][c] / box
+            r["hv_logscaled"][c] = hv(scaled(pts), ref_s) / float(np.prod(ref_s))
             r["hv_pairs_norm"][c] = {k: hv(pts, ref, d) / float(np.prod(ref[d])) for k, d in pairs.items()}
         ok = [t for t in r["trials"] if t["status"] == "ok"]
         r["counts"] = {s: sum(t["status"] == s for t in r["trials"]) for s in ("ok", "infeasible", "invalid", "failed")}
@@ -141,7 +159,9 @@ def analyse(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, A
             m, sd = mean_std([r["hv"][c] for r in mine])
             mn, sdn = mean_std([r["hv_norm"][c] for r in mine])
             pair_means = {k: statistics.fmean(r["hv_pairs_norm"][c][k] for r in mine) for k in pairs}
+            ml, sdl = mean_std([r["hv_logscaled"][c] for r in mine])
             summary[s][c] = {"hv_mean": m, "hv_std": sd, "hv_norm_mean": mn, "hv_norm_std": sdn,
+                             "hv_logscaled_mean": ml, "hv_logscaled_std": sdl,
                              "hv_norm_per_seed": {r["seed"]: r["hv_norm"][c] for r in mine},
                              "pairs_norm_mean": pair_means}
     last = args.checkpoint_list[-1]
@@ -157,8 +177,13 @@ def analyse(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, A
             per_seed[seed] = a / b if a is not None and b else None
         ratios[s] = {"ratio_of_means": summary[s][last]["hv_mean"] / base if base else None,
                      "per_seed_ratio": per_seed, "target": 1.15,
-                     "meets_target": bool(base and summary[s][last]["hv_mean"] / base >= 1.15)}
-    return {"reference_point": dict(zip(["error", *names[1:]], ref.tolist())), "reference_box_volume": box,
+                     "meets_target": bool(base and summary[s][last]["hv_mean"] / base >= 1.15),
+                     "logscaled_ratio_of_means": (summary[s][last]["hv_logscaled_mean"]
+                                                  / summary[args.baseline][last]["hv_logscaled_mean"]
+                                                  if summary[args.baseline][last]["hv_logscaled_mean"] else None)}
+    return {"logscaled_bounds": {"min": lo.tolist(), "max": hi.tolist(),
+                                 "note": "error linear, costs log10; reference 1.1 in scaled units"},
+            "reference_point": dict(zip(["error", *names[1:]], ref.tolist())), "reference_box_volume": box,
             "objective_names": names, "summary": summary, "ratios_at_last_checkpoint": ratios,
             "ratios_checkpoint": last, "pairs": list(pairs)}
 
@@ -187,6 +212,16 @@ def report(args: argparse.Namespace, analysis: dict[str, Any], runs: list[dict[s
                       "yes" if d["meets_target"] else "NO"])
     lines.append(f"Hypervolume ratio to {args.baseline} at {last} trials (ratio of seed means; target >= 1.15x)")
     lines.append(table(["ratio", "of means", "per seed", ">=1.15x"], rrows))
+    lines.append("")
+    lines.append("Supplementary: HV with each objective min-max scaled over all runs (error linear, costs log10), "
+                 "reference 1.1, normalised; mean ± std over seeds")
+    lrows = []
+    for s in args.sampler_list:
+        lrows.append([s, *[f"{analysis['summary'][s][c]['hv_logscaled_mean']:.4f} ± "
+                           f"{analysis['summary'][s][c]['hv_logscaled_std']:.4f}" for c in cps]])
+    for s, d in analysis["ratios_at_last_checkpoint"].items():
+        lrows.append([f"{s}/{args.baseline}", *([""] * (len(cps) - 1)), f"{fnum(d['logscaled_ratio_of_means'], 4)}x"])
+    lines.append(table(["sampler", *[f"@{c}" for c in cps]], lrows))
     if analysis["pairs"]:
         lines.append("")
         lines.append("Supplementary: normalised 2-objective HV (error + one cost), mean over seeds")
@@ -211,6 +246,11 @@ def report(args: argparse.Namespace, analysis: dict[str, Any], runs: list[dict[s
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     env = environment()
+    import torch
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    env["torch_threads"] = torch.get_num_threads()
     print(header(env))
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 if k not in ("sampler_list", "seed_list", "profile_list", "checkpoint_list")}
@@ -218,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
                     checkpoints=args.checkpoint_list)
     print(f"# settings: space={args.space} dataset={args.dataset} profiles={args.profile_list} "
           f"samplers={args.sampler_list} seeds={args.seed_list} trials={args.trials} epochs={args.epochs} "
-          f"population={args.population_size} checkpoints={args.checkpoint_list}")
+          f"population={args.population_size} checkpoints={args.checkpoint_list} torch_threads={env['torch_threads']}")
     runs = []
     t0 = time.perf_counter()
     for seed in args.seed_list:  # samplers side by side within each seed
@@ -236,6 +276,8 @@ def main(argv: list[str] | None = None) -> None:
                    "HV from the ok trials numbered < N (invalid/pruned and failed trials count towards N).",
                    "Reference point common to all samplers/seeds: error 1.0, ref_factor x max cost over all runs.",
                    "Normalised HV = HV / prod(reference) (box from the origin to the reference).",
+                   "With one seed, nsga2 (first generation of population_size trials), tpe (10 startup trials) "
+                   "and random draw the same first configurations, so early checkpoints can coincide.",
                    "std is the sample std (ddof=1) over seeds; the data split also depends on the seed.",
                    "cpu-ort latencies are cached per (ONNX file hash, settings) within the process, so an "
                    "identical file in two runs gets the same measured latency.",

@@ -50,6 +50,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         population_size=args.population, progress=not args.no_progress,
     )
     _print_pareto(result.pareto, str(result.out))
+    if result.stopped:
+        print(f"hwnas: stopped early ({len(result.study.trials)} trials); re-run the same command to resume.",
+              file=sys.stderr)
+        return 130
     return 0
 
 
@@ -144,13 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def _stop(signum: int, frame: Any) -> None:
+    """First Ctrl-C / SIGTERM: finish the current trial, write the reports, exit. Second: abort now."""
+    from hwnas.search.runner import STOP
+
+    if STOP.is_set():
+        raise KeyboardInterrupt
+    STOP.set()
+    print("\nhwnas: stopping after the current trial (press Ctrl-C again to abort it)", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         return args.func(args)
     except HwnasError as exc:

@@ -105,16 +105,21 @@ def _wait_for(db, n, proc, timeout=120):
     raise AssertionError("search made no progress")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_killed_search_resumes_without_losing_finished_trials(tmp_path, sig):
+@pytest.mark.parametrize("signals", [[signal.SIGKILL], [signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]])
+def test_killed_search_resumes_without_losing_finished_trials(tmp_path, signals):
     out = tmp_path / "run"
     db = out / "study.db"
     proc = _start(out, 500)
     _wait_for(db, 3, proc)
-    os.kill(proc.pid, sig)
+    for sig in signals:
+        os.kill(proc.pid, sig)
+        time.sleep(0.05)
     _, err = proc.communicate(timeout=60)
-    if sig == signal.SIGINT:
+    if signals[0] != signal.SIGKILL:
         assert proc.returncode == 130 and "re-run the same command to resume" in err
+        assert "Traceback" not in err
+    if signals == [signal.SIGINT]:
+        assert (out / "pareto.json").is_file()  # a graceful stop writes the reports of what is done
     before = finished(db)
     assert len(before) >= 3
     total = len(before) + 2
@@ -126,4 +131,5 @@ def test_killed_search_resumes_without_losing_finished_trials(tmp_path, sig):
     st = optuna.load_study(study_name="mlp_tabular-breast_cancer", storage=f"sqlite:///{db}")
     counted = [t for t in st.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     assert len(counted) >= total - 1 and len(after) > len(before)
+    assert len([t for t in st.trials if t.state == optuna.trial.TrialState.COMPLETE]) == len(after)
     assert (out / "pareto.json").is_file()

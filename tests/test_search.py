@@ -16,6 +16,7 @@ from hwnas.lowering.runtime import onnx_accuracy
 from hwnas.profiles import Metric, Profile, ProfileResult, register_kind
 from hwnas.search.api import export, search
 from hwnas.search.evaluate import graph_digest
+from hwnas.search.study import record_of
 
 FAST = {"cpu-ort": {"repeats": 50, "warmup": 2}}
 
@@ -59,10 +60,10 @@ def test_search_writes_study_pareto_and_self_describing_onnx(tmp_path):
         # the latency was measured on exactly this graph
         assert graph_digest(path) == row["graph_sha256"] == meta["hwnas.graph_sha256"]
     trials = result.study.get_trials()
-    ok = [t for t in trials if t.user_attrs.get("status") == "ok"]
-    assert ok and all(t.user_attrs["onnx_max_abs_diff"] <= 1e-4 for t in ok if "reused_from" not in t.user_attrs)
-    assert all(set(t.user_attrs["timings"]) >= {"sample", "build", "train", "export", "profile", "bookkeeping"}
-               for t in ok if "reused_from" not in t.user_attrs)
+    ok = [record_of(t) for t in trials if record_of(t).get("status") == "ok"]
+    assert ok and all(r["onnx_max_abs_diff"] <= 1e-4 for r in ok if "reused_from" not in r)
+    assert all(set(r["timings"]) >= {"sample", "build", "train", "export", "profile", "bookkeeping"}
+               for r in ok if "reused_from" not in r)
 
 
 def test_rerun_resumes_and_keeps_finished_trials(tmp_path):
@@ -88,16 +89,17 @@ def test_constraints_screen_before_training(tmp_path):
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert complete
     for t in complete:
-        assert t.user_attrs["status"] == "infeasible" and t.user_attrs["trained"] is False
-        assert "artifact_id" not in t.user_attrs and t.values[0] == 0.0
+        r = record_of(t)
+        assert r["status"] == "infeasible" and r["trained"] is False
+        assert "artifact_id" not in r and t.values[0] == 0.0
         assert t.system_attrs["constraints:printed-egfet.area_cm2<=0.001"] > 0  # samplers see it
-        assert t.user_attrs["metrics"]["printed-egfet"]["area_cm2"]["value"] > 0.001
+        assert r["metrics"]["printed-egfet"]["area_cm2"]["value"] > 0.001
     assert result.pareto == [] and json.loads((result.out / "pareto.json").read_text())["pareto"] == []
 
 
 def test_loose_constraint_trains_and_is_satisfied(tmp_path):
     result = run(tmp_path, trials=3, profiles=["cpu-ort"], constraints=["cpu-ort.latency_ms<=1000"])
-    ok = [t for t in result.study.trials if t.user_attrs.get("status") == "ok"]
+    ok = [t for t in result.study.trials if record_of(t).get("status") == "ok"]
     assert ok and all(t.system_attrs["constraints:cpu-ort.latency_ms<=1000"] <= 0 for t in ok)
 
 
@@ -119,7 +121,7 @@ def test_diverging_candidate_is_recorded_and_search_goes_on(tmp_path):
     result = run(tmp_path, space=space, trials=3, profiles=["cpu-ort"])
     failed = [t for t in result.study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) == 3
-    assert all("diverged" in t.user_attrs["fail_reason"] for t in failed)
+    assert all("diverged" in record_of(t)["fail_reason"] for t in failed)
 
 
 def test_export_failure_is_a_failed_trial(tmp_path, monkeypatch):
@@ -138,7 +140,7 @@ def test_export_failure_is_a_failed_trial(tmp_path, monkeypatch):
     result = run(tmp_path, space=space_file(tmp_path), trials=3, profiles=["cpu-ort"])
     states = [t.state for t in result.study.trials]
     assert states[0] == optuna.trial.TrialState.FAIL
-    assert "ONNX export failed" in result.study.trials[0].user_attrs["fail_reason"]
+    assert "ONNX export failed" in record_of(result.study.trials[0])["fail_reason"]
     assert optuna.trial.TrialState.COMPLETE in states[1:]
 
 
@@ -172,7 +174,7 @@ def test_crashing_profiler_fails_trials_not_the_search(tmp_path):
     crash = from_dict({"name": "crashy", "kind": "test-crash"})
     result = run(tmp_path, space=space_file(tmp_path), trials=2, profiles=["cpu-ort", crash])
     assert all(t.state == optuna.trial.TrialState.FAIL for t in result.study.trials)
-    assert "crashy crashed: RuntimeError: segfault" in result.study.trials[0].user_attrs["fail_reason"]
+    assert "crashy crashed: RuntimeError: segfault" in record_of(result.study.trials[0])["fail_reason"]
 
 
 def test_identical_architectures_are_reused_not_retrained(tmp_path):
@@ -180,7 +182,7 @@ def test_identical_architectures_are_reused_not_retrained(tmp_path):
     path.write_text("model: mlp\nparams: {width: {type: categorical, choices: [3]}}\n")
     result = run(tmp_path, space=str(path), trials=3, profiles=["cpu-ort"])
     trials = result.study.trials
-    assert [t.user_attrs.get("reused_from") for t in trials] == [None, 0, 0]
+    assert [record_of(t).get("reused_from") for t in trials] == [None, 0, 0]
     assert trials[1].values == trials[0].values
     assert len(result.pareto) == 1
 
@@ -190,7 +192,7 @@ def test_space_constraint_violations_are_pruned(tmp_path):
     path.write_text("model: mlp\nparams:\n  width: [2, 3]\n  depth: [1, 2]\nconstraints: ['width > 2 or depth == 1']\n")
     result = run(tmp_path, space=str(path), trials=8, profiles=["cpu-ort"], sampler="random")
     pruned = [t for t in result.study.trials if t.state == optuna.trial.TrialState.PRUNED]
-    assert pruned and all(t.user_attrs["status"] == "invalid" for t in pruned)
+    assert pruned and all(record_of(t)["status"] == "invalid" for t in pruned)
     assert all(t.params["width"] == 2 and t.params["depth"] == 2 for t in pruned)
 
 

@@ -129,3 +129,26 @@ def test_malformed_spaces_name_file_and_field(tmp_path, text, where):
 def test_unknown_space_lists_builtins():
     with pytest.raises(SpaceError, match="mlp_tabular"):
         load_space("no_such_space")
+
+
+def test_readme_example_space_is_valid_and_builds(tmp_path):
+    import re
+    from pathlib import Path
+
+    import numpy as np
+
+    from hwnas.models import build_model
+    from hwnas.models.preprocess import InputStats
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(r"```yaml\n(name: my_space.*?)```", readme, re.S).group(1)
+    space = load_space(write(tmp_path, block))
+    stats = InputStats.of(np.random.default_rng(0).standard_normal((20, 30)))
+    rng = random.Random(0)
+    built = 0
+    for _ in range(40):
+        config = space.sample(rng)
+        if not space.violations(config.values):
+            build_model(config, n_features=30, n_classes=2, stats=stats)
+            built += 1
+    assert built >= 10

@@ -17,7 +17,7 @@ from hwnas.search import report
 from hwnas.search.evaluate import CandidateEvaluator
 from hwnas.search.objectives import ACCURACY, parse_constraints, parse_objectives
 from hwnas.search.pareto import pareto_trials
-from hwnas.search.runner import Progress, TrialRunner, artifact_store, run_trials
+from hwnas.search.runner import STOP, Progress, TrialRunner, artifact_store, run_trials
 from hwnas.search.study import default_storage, finished_trials, make_sampler, open_storage, open_study
 from hwnas.space import SearchSpace, load_space
 
@@ -27,6 +27,9 @@ class SearchResult:
     study: optuna.Study
     out: Path
     pareto: list[dict[str, Any]]
+
+    #: True when the search stopped early on request (Ctrl-C / SIGTERM); re-run to continue.
+    stopped: bool = False
 
     @property
     def n_trials(self) -> int:
@@ -108,7 +111,7 @@ def search(
         "hwnas.epochs": epochs,
         "hwnas.seed": seed,
     }
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported by the progress callback
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     st = open_study(open_storage(url), name, smp, [ACCURACY] + [o.name for o in objs], signature)
     artifacts = Path(st.user_attrs.get("hwnas.artifacts") or out / "artifacts")
@@ -126,7 +129,7 @@ def search(
         bar.close()
     rows = report.write_reports(st, out, artifacts)
     logging.getLogger("hwnas").info("wrote %d Pareto models to %s", len(rows), out)
-    return SearchResult(st, out, rows)
+    return SearchResult(st, out, rows, stopped=STOP.is_set() and len(finished_trials(st)) < trials)
 
 
 def export(out: str | Path, *, storage: str | None = None, study: str | None = None,

@@ -8,15 +8,18 @@ import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume  # Optuna's exact WFG hypervolume (no public alias yet)
 
+from hwnas.search.study import record_of
+
 
 def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Optuna's ``best_trials`` (feasible ones only when constraints exist), trained ones, one per architecture."""
     seen: set[str] = set()
     out = []
     for t in sorted(study.best_trials, key=lambda t: t.number):
-        if t.user_attrs.get("status") != "ok" or t.user_attrs.get("arch_key") in seen:
+        key = t.user_attrs.get("arch", {}).get("key", str(t.number))
+        if record_of(t).get("status") != "ok" or key in seen:
             continue
-        seen.add(t.user_attrs.get("arch_key", str(t.number)))
+        seen.add(key)
         out.append(t)
     return out
 

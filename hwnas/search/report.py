@@ -16,6 +16,7 @@ from hwnas.errors import ConfigError
 from hwnas.lowering.export import set_metadata
 from hwnas.search.evaluate import graph_digest
 from hwnas.search.pareto import pareto_trials
+from hwnas.search.study import record_of
 
 
 def _flat(value: Any) -> Any:
@@ -26,11 +27,12 @@ def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One record per feasible Pareto point: architecture, accuracies, every metric with its provenance."""
     rows = []
     for t in pareto_trials(study):
-        a = t.user_attrs
+        a = record_of(t)
+        arch = dict(t.user_attrs["arch"])
         rows.append({
             "trial": t.number,
-            "arch": a["arch"],
-            "arch_key": a["arch_key"],
+            "arch": {k: v for k, v in arch.items() if k != "key"},
+            "arch_key": arch["key"],
             "val_accuracy": a["val_accuracy"],
             "test_accuracy": a["test_accuracy"],
             "objectives": dict(zip(study.metric_names or [], t.values)),

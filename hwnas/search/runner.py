@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -12,8 +13,12 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from hwnas.errors import CandidateError
 from hwnas.search.evaluate import CandidateEvaluator, CandidateResult, Timings, accuracy_values, cost_values, metrics_dict
 from hwnas.search.objectives import Objective
-from hwnas.search.study import FAIL_REASON
+from hwnas.search.study import RESULT, record_of
 from hwnas.space import SearchSpace
+
+
+#: Set (by the CLI's Ctrl-C / SIGTERM handler, or by any caller) to stop the search after the current trial.
+STOP = threading.Event()
 
 
 class TrialRunner:
@@ -30,38 +35,34 @@ class TrialRunner:
     def remember(self, study: optuna.Study) -> None:
         """Index finished architectures so that a re-proposed one is reused, not retrained."""
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            self._done.setdefault(t.user_attrs.get("arch_key", ""), t.number)
+            self._done.setdefault(t.user_attrs.get("arch", {}).get("key", ""), t.number)
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         timings = Timings()
         with timings.phase("sample"):
             config = self.space.suggest(trial)
-        trial.set_user_attr("arch", config.to_dict())
-        trial.set_user_attr("arch_key", config.key)
+        trial.set_user_attr("arch", {"key": config.key, **config.to_dict()})
         broken = self.space.violations(config.values)
         if broken:
-            trial.set_user_attr("status", "invalid")
-            trial.set_user_attr("reason", f"violates space constraint(s): {broken}")
+            trial.set_user_attr(RESULT, {"status": "invalid", "reason": f"violates space constraint(s): {broken}"})
             raise optuna.TrialPruned(f"violates {broken}")
         if config.key in self._done:
             return self._reuse(trial, self._done[config.key])
         try:
             result = self.evaluator.evaluate(config, timings, name=f"trial_{trial.number:05d}")
         except CandidateError as exc:
-            trial.set_user_attr("status", "failed")
-            trial.set_user_attr(FAIL_REASON, str(exc))
-            trial.set_user_attr("timings", timings.phases)
+            trial.set_user_attr(RESULT, {"status": "failed", "fail_reason": str(exc), "timings": timings.phases})
             raise
         with timings.phase("bookkeeping"):
-            values = self._record(trial, result)
-        trial.set_user_attr("timings", timings.phases)
+            values, record = self._record(trial, result)
+        trial.set_user_attr(RESULT, {**record, "timings": timings.phases})
         self._done[config.key] = trial.number
         return values
 
-    def _record(self, trial: optuna.Trial, r: CandidateResult) -> list[float]:
+    def _record(self, trial: optuna.Trial, r: CandidateResult) -> tuple[list[float], dict[str, Any]]:
         for name, v in r.violations.items():
             trial.set_constraint(name, v)
-        attrs: dict[str, Any] = {
+        record: dict[str, Any] = {
             "status": "ok" if r.trained and r.feasible else "infeasible",
             "trained": r.trained,
             "seed": r.seed,
@@ -75,28 +76,22 @@ class TrialRunner:
             "epochs_run": r.epochs_run,
         }
         if not r.trained:
-            attrs["reason"] = "screened out before training by a hardware constraint; accuracy objective set to 0"
+            record["reason"] = "screened out before training by a hardware constraint; accuracy objective set to 0"
         if r.onnx_path is not None:
-            attrs["artifact_id"] = upload_artifact(
+            record["artifact_id"] = upload_artifact(
                 artifact_store=self.artifacts, file_path=str(r.onnx_path), study_or_trial=trial,
                 mimetype="application/octet-stream",
             )
             r.onnx_path.unlink()
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        return [accuracy_values(r), *cost_values(r, self.objectives)]
+        return [accuracy_values(r), *cost_values(r, self.objectives)], record
 
     def _reuse(self, trial: optuna.Trial, number: int) -> list[float]:
         """Copy the results of an identical architecture (same config and seed give the same model)."""
         src = trial.study.get_trials(deepcopy=False)[number]
-        for key, value in src.user_attrs.items():
-            if key not in ("arch", "arch_key", "timings"):
-                trial.set_user_attr(key, value)
-        trial.set_user_attr("reused_from", number)
         for key, value in src.system_attrs.items():
             if key.startswith("constraints:"):
                 trial.set_constraint(key.split(":", 1)[1], value)
-        trial.set_user_attr("timings", {})
+        trial.set_user_attr(RESULT, {**record_of(src), "reused_from": number, "timings": {}})
         assert src.values is not None
         return list(src.values)
 
@@ -110,9 +105,13 @@ class Progress:
         self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="trial", dynamic_ncols=True)
         self.started = time.perf_counter()
 
-    def update(self, study: optuna.Study, pareto: Callable[[optuna.Study], list[Any]]) -> None:
+    def update(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+               pareto: Callable[[optuna.Study], list[Any]]) -> None:
+        record = record_of(trial)
+        if trial.state == optuna.trial.TrialState.FAIL and "fail_reason" in record:
+            self.bar.write(f"trial {trial.number} failed: {record['fail_reason']}")
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        ok = [t for t in trials if t.user_attrs.get("status") == "ok"]
+        ok = [t for t in trials if record_of(t).get("status") == "ok"]
         best = max((t.values[0] for t in ok), default=float("nan"))
         self.bar.set_postfix(feasible=len(ok), pareto=len(pareto(study)), best_acc=f"{best:.4f}", refresh=False)
         self.bar.update(1)
@@ -125,13 +124,13 @@ def run_trials(study: optuna.Study, runner: TrialRunner, n_trials: int, progress
                pareto: Callable[[optuna.Study], list[Any]]) -> None:
     """Run ``n_trials`` more trials; candidate failures are recorded and the search goes on."""
     runner.remember(study)
-    study.optimize(
-        runner,
-        n_trials=n_trials,
-        catch=(CandidateError,),
-        callbacks=[lambda s, _t: progress.update(s, pareto)],
-        gc_after_trial=False,
-    )
+
+    def after_trial(s: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+        progress.update(s, t, pareto)
+        if STOP.is_set():
+            s.stop()
+
+    study.optimize(runner, n_trials=n_trials, catch=(CandidateError,), callbacks=[after_trial], gc_after_trial=False)
 
 
 def artifact_store(path: Path) -> FileSystemArtifactStore:

@@ -12,8 +12,9 @@ from hwnas.errors import ConfigError
 
 SAMPLERS = ("nsga2", "nsga3", "tpe", "random", "gp")
 SIGNATURE_ATTR = "hwnas.signature"
-#: A trial FAILed without this user attribute was interrupted (Ctrl-C, kill): it does not count as done.
-FAIL_REASON = "fail_reason"
+#: The user attribute holding a trial's whole record (status, metrics, accuracies, timings, ...), written
+#: once at the end of the trial. A FAILed trial without it was interrupted (Ctrl-C, kill): not counted as done.
+RESULT = "result"
 
 
 def default_storage(out: Path) -> str:
@@ -80,5 +81,10 @@ def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     states = optuna.trial.TrialState
     return [
         t for t in study.get_trials(deepcopy=False)
-        if t.state in (states.COMPLETE, states.PRUNED) or (t.state == states.FAIL and FAIL_REASON in t.user_attrs)
+        if t.state in (states.COMPLETE, states.PRUNED) or (t.state == states.FAIL and RESULT in t.user_attrs)
     ]
+
+
+def record_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The trial's record (``status`` ok / infeasible / invalid / failed, metrics, accuracies, timings)."""
+    return trial.user_attrs.get(RESULT, {})
