@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=1, help="batch size (cpu-ort default 1)")
     ap.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {list(MODELS)}")
     ap.add_argument("--seed", type=int, default=0, help="weights / input-statistics seed")
+    ap.add_argument("--interval", type=float, default=0.0,
+                    help="seconds to sleep between rounds (default 0: back to back; > 0 samples host drift "
+                         "over a longer span, as a search's trials see it)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--quick", action="store_true", help="smoke check: 3 runs")
     args = ap.parse_args(argv)
@@ -100,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {"repeats": args.repeats, "warmup": args.warmup, "threads": args.threads,
                  "batch_size": args.batch_size}
     prof = get_profile("cpu-ort", overrides)
-    print(f"# settings: models={args.model_list} runs={args.runs} cpu-ort params={prof.params}")
+    print(f"# settings: models={args.model_list} runs={args.runs} interval={args.interval}s "
+          f"cpu-ort params={prof.params}")
     results: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="hwnas-ort-") as tmp:
@@ -109,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
             paths[name], info = export_model(name, MODELS[name], Path(tmp), args.seed)
             results[name] = {**info, "runs": []}
         for run in range(args.runs):
+            if run and args.interval > 0:
+                time.sleep(args.interval)
             for name in args.model_list:  # round-robin: drift affects all models alike
                 OnnxRuntimeProfile._cache.clear()
                 start = time.perf_counter()
@@ -141,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
                      f"{1000 * s['within_run_iqr_ms_median']:.2f}", f"{100 * s['within_run_iqr_rel_median']:.1f}%",
                      f"{100 * s['within_run_cv_median']:.1f}%", f"{100 * s['within_run_cv_max']:.0f}%"])
     print()
-    print(f"cpu-ort latency, {args.runs} profilings per model (cache cleared each time), "
+    print(f"cpu-ort latency, {args.runs} profilings per model (cache cleared each time, {args.interval:g} s "
+          "between rounds), "
           f"{args.repeats} timed runs each; times in microseconds")
     print(table(["model", "topology", "dtype", "MACs", "med of med", "range of med", "CV of med", "max/min",
                  "IQR (med)", "IQR/med", "CV in run", "CV max"], rows, "lllr" + "r" * 8))
@@ -159,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
         print(table(["pair", "ratio", "ranges overlap"], prs))
     payload = {"benchmark": NAME, **env, "settings": {
         "models": {n: MODELS[n] for n in names}, "runs": args.runs, "profile": "cpu-ort",
-        "profile_params": prof.params, "seed": args.seed, "quick": args.quick,
+        "profile_params": prof.params, "seed": args.seed, "interval_s": args.interval, "quick": args.quick,
         "n_features": N_FEATURES, "n_classes": N_CLASSES,
         "weights": "untrained (build_model init), input stats of N(0,1) data"},
         "loadavg_at_end": loadavg(), "total_wall_s": time.perf_counter() - t0, "results": results}

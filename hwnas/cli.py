@@ -50,6 +50,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         population_size=args.population, progress=not args.no_progress,
     )
     _print_pareto(result.pareto, str(result.out))
+    if args.verify and result.pareto:
+        from hwnas.search.verify import format_report, verify_study
+
+        report = verify_study(result.study, result.artifacts)
+        (result.out / "verify.json").write_text(json.dumps(report, indent=2))
+        print(format_report(report))
     if result.stopped:
         print(f"hwnas: stopped early ({len(result.study.trials)} trials); re-run the same command to resume.",
               file=sys.stderr)
@@ -65,17 +71,75 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(items: Sequence[str], flag: str) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise HwnasError(f"{flag} {item!r}: expected KEY=VALUE, e.g. batch_size=16")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def cmd_profiles(args: argparse.Namespace) -> int:
     from hwnas import profiles
 
     if args.action == "list":
-        print(f"{'name':<18} {'kind':<12} {'numbers':<10} description")
-        for p in profiles.list_profiles():
-            print(f"{p.name:<18} {p.kind:<12} {p.provenance:<10} {p.description[:70]}")
+        print(f"{'name':<18} {'kind':<12} {'numbers':<10} {'from':<10} description")
+        for d, p in profiles.list_profiles():
+            print(f"{p.name:<18} {p.kind:<12} {p.provenance:<10} {d.origin:<10} {p.description[:60]}")
         return 0
-    if not args.name:
-        raise HwnasError("profiles show: give a profile name or a YAML path")
-    print(yaml.safe_dump(profiles.get(args.name).describe(), sort_keys=False).rstrip())
+    if args.action == "show":
+        print(yaml.safe_dump(profiles.get(args.name).describe(), sort_keys=False).rstrip())
+        return 0
+    if args.action == "add":
+        dest = profiles.add(args.file, force=args.force)
+        print(f"added profile from {args.file} as {dest}")
+        return 0
+    return _profile_run(args)
+
+
+def _profile_run(args: argparse.Namespace) -> int:
+    """``profiles predict`` / ``profiles measure`` on any ONNX file."""
+    from pathlib import Path
+
+    from hwnas import profiles
+    from hwnas.profiles.measure import measuring_profile
+
+    model = Path(args.model)
+    if not model.is_file():
+        raise HwnasError(f"{model}: no such ONNX file")
+    profile = profiles.get(args.name, _overrides(args.set, "--set"))
+    if args.action == "predict":
+        if profile.provenance != "predicted":
+            raise HwnasError(f"profile {profile.name!r} measures; use `hwnas profiles measure {profile.name} MODEL`")
+        runner = profile
+    else:
+        runner = measuring_profile(profile)
+        if runner is None:
+            raise HwnasError(f"profile {profile.name!r} predicts and names nothing that measures it (measure_with)")
+        reason = runner.available()
+        if reason:
+            raise HwnasError(f"profile {profile.name!r} cannot measure here: {reason}")
+    result = runner.profile(model)
+    if args.json:
+        print(json.dumps({"profile": profile.name, "model": str(model), **result.to_dict()}, indent=2))
+    else:
+        for m in result.metrics.values():
+            print(f"{profile.name}.{m.name} = {m.value:.6g} {m.unit} ({m.provenance})")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hwnas.search.api import open_existing_study
+    from hwnas.search.verify import format_report, verify_study
+
+    study, artifacts = open_existing_study(args.out, storage=args.storage, study=args.study, artifacts=args.artifacts)
+    report = verify_study(study, artifacts)
+    (Path(args.out) / "verify.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
 
 
@@ -124,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--study", help="study name (default: SPACE-DATASET)")
     s.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--verify", action="store_true", help="afterwards, re-measure the Pareto models (hwnas verify)")
     s.set_defaults(func=cmd_search)
 
     e = sub.add_parser("export", help="re-export the Pareto models of a study")
@@ -133,10 +198,29 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--artifacts", help="folder of the study's stored ONNX files (default: as recorded)")
     e.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("profiles", help="list or show hardware profiles")
-    p.add_argument("action", choices=["list", "show"])
-    p.add_argument("name", nargs="?")
+    p = sub.add_parser("profiles", help="hardware profiles: list, show, add, predict, measure")
+    psub = p.add_subparsers(dest="action", required=True)
+    psub.add_parser("list", help="every profile: name, kind, measured or predicted, origin")
+    show = psub.add_parser("show", help="a profile's full definition")
+    show.add_argument("name")
+    add = psub.add_parser("add", help="validate a profile YAML and copy it into the user profile folder")
+    add.add_argument("file")
+    add.add_argument("--force", action="store_true", help="replace or shadow a profile of the same name")
+    for action, text in (("predict", "predict costs of an ONNX file"), ("measure", "measure an ONNX file here")):
+        q = psub.add_parser(action, help=text)
+        q.add_argument("name", help="profile name or YAML file")
+        q.add_argument("model", help="ONNX file")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile parameter")
+        q.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_profiles)
+
+    v = sub.add_parser("verify", help="re-measure a study's Pareto models on every profile that can measure here")
+    v.add_argument("--out", required=True, help="the search's output folder (verify.json is written there)")
+    v.add_argument("--storage")
+    v.add_argument("--study")
+    v.add_argument("--artifacts")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_verify)
 
     sp = sub.add_parser("spaces", help="list or show search spaces")
     sp.add_argument("action", choices=["list", "show"])

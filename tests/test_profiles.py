@@ -25,7 +25,7 @@ def model_path(tmp_path_factory):
 
 
 def test_builtin_profiles_list_and_describe():
-    names = {p.name: p for p in profiles.list_profiles()}
+    names = {p.name: p for _, p in profiles.list_profiles()}
     assert {"cpu-ort", "printed-egfet"} <= set(names)
     assert names["cpu-ort"].provenance == "measured"
     assert names["printed-egfet"].provenance == "predicted"

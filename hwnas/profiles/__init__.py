@@ -1,9 +1,26 @@
 """Hardware profiles: one interface (:class:`Profile`), one registry, YAML definitions in ``hw_profiles/``."""
 
 from hwnas.profiles.base import FixedPoint, Metric, Profile, ProfileResult
-from hwnas.profiles.registry import from_dict, get, kinds, list_profiles, load_file, register_kind
+from hwnas.profiles.registry import (
+    ENTRY_POINT_GROUP,
+    Definition,
+    add,
+    definitions,
+    from_dict,
+    get,
+    kinds,
+    list_profiles,
+    load_file,
+    register_kind,
+    user_dir,
+)
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
+    "Definition",
+    "add",
+    "definitions",
+    "user_dir",
     "FixedPoint",
     "Metric",
     "Profile",

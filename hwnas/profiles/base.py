@@ -84,6 +84,11 @@ class Profile(abc.ABC):
     provenance: ClassVar[Provenance]
     #: Parameter defaults; YAML ``params`` and ``--profile-set`` override them (unknown keys are errors).
     defaults: ClassVar[dict[str, Any]] = {}
+    #: Parameters every kind accepts: ``measure_with`` names the profile (or gives an inline definition
+    #: ``{kind: ..., params: ...}``) that measures this hardware when it is here (``hwnas verify``,
+    #: ``hwnas profiles measure``); ``prefer_measured: true`` makes a search use that measurement instead
+    #: of this profile's prediction whenever the hardware is present.
+    common: ClassVar[dict[str, Any]] = {"measure_with": None, "prefer_measured": False}
 
     def __init__(
         self,
@@ -101,15 +106,16 @@ class Profile(abc.ABC):
         self.params = self._validate_params(params or {})
 
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(params) - set(self.defaults))
+        allowed = {**self.common, **self.defaults}
+        unknown = sorted(set(params) - set(allowed))
         if unknown:
             raise ProfileError(
                 f"profile '{self.name}' (kind {self.kind}): unknown parameter(s) {unknown}; "
-                f"allowed: {sorted(self.defaults)}"
+                f"allowed: {sorted(allowed)}"
             )
-        merged = dict(self.defaults)
+        merged = dict(allowed)
         for key, value in params.items():
-            default = self.defaults[key]
+            default = allowed[key]
             if default is not None and not isinstance(default, str) and value is not None:
                 try:
                     value = type(default)(value)
@@ -120,6 +126,10 @@ class Profile(abc.ABC):
                     ) from None
             merged[key] = value
         return merged
+
+    def available(self) -> str | None:
+        """None when this profile can produce its numbers on this machine, else the reason it cannot."""
+        return None
 
     def fixed_point(self) -> FixedPoint | None:
         """Bit-widths the deployed model must use, or None when the profile runs the graph as exported."""

@@ -37,6 +37,21 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def gpu_names() -> list[str]:
+    """Names of the NVIDIA GPUs here (empty when there are none or nvidia-smi is missing)."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
 @register_kind
 class OnnxRuntimeProfile(Profile):
     """Median latency of ``repeats`` timed runs after ``warmup`` runs, one session per file.
@@ -56,6 +71,8 @@ class OnnxRuntimeProfile(Profile):
         "warmup": 10,
         "repeats": 100,
         "optimization": "all",
+        # a substring the GPU's name must contain (e.g. "H100") for a CUDA measurement to count as this device
+        "device_match": "",
     }
     _cache: dict[tuple[str, str], ProfileResult] = {}
 
@@ -70,15 +87,26 @@ class OnnxRuntimeProfile(Profile):
             raise ProfileError(f"profile '{self.name}': optimization must be disable/basic/extended/all")
         return merged
 
-    def _session(self, path: Path):  # type: ignore[no-untyped-def]
+    def available(self) -> str | None:
         import onnxruntime as ort
 
         provider = self.params["provider"]
         if provider not in ort.get_available_providers():
-            raise ProfileError(
-                f"profile '{self.name}': execution provider {provider} is not available here "
-                f"(available: {ort.get_available_providers()})"
-            )
+            return f"execution provider {provider} is not available here (available: {ort.get_available_providers()})"
+        match = self.params["device_match"]
+        if match:
+            names = gpu_names()
+            if not any(match.lower() in n.lower() for n in names):
+                return f"no GPU whose name contains {match!r} here (found: {names or 'none'})"
+        return None
+
+    def _session(self, path: Path):  # type: ignore[no-untyped-def]
+        import onnxruntime as ort
+
+        reason = self.available()
+        if reason:
+            raise ProfileError(f"profile '{self.name}': {reason}")
+        provider = self.params["provider"]
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.params["threads"]
         opts.inter_op_num_threads = 1
@@ -143,7 +171,8 @@ class OnnxRuntimeProfile(Profile):
                 "repeats": len(times), "warmup": self.params["warmup"], "iqr_ms": float(q3 - q1),
                 "cv": float(times.std() / times.mean()), "min_ms": float(times.min()),
                 "batch_size": self.params["batch_size"], "threads": self.params["threads"],
-                "provider": self.params["provider"], "onnxruntime": ort.__version__, "host": cpu_name(),
+                "provider": self.params["provider"], "onnxruntime": ort.__version__,
+                "host": cpu_name() if self.params["provider"] == "CPUExecutionProvider" else ", ".join(gpu_names()),
             },
         )
         result = ProfileResult(self.name, {"latency_ms": metric})

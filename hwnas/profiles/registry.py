@@ -1,9 +1,23 @@
-"""One registry of profile kinds (Python classes) and profile definitions (YAML files)."""
+"""One registry of profile kinds (Python classes) and profile definitions (YAML files).
+
+Definitions come from three places, later ones overriding earlier ones by profile name:
+
+1. built-in: ``hw_profiles/*.yaml`` shipped with hwnas;
+2. installed packages: entry points in the group ``hwnas.profiles``; an entry point may be a
+   :class:`Profile` subclass (a new kind), a path to a YAML file or to a folder of YAML files, or a callable
+   returning such paths;
+3. the user profile folder (``$HWNAS_PROFILE_DIR``, else ``$XDG_CONFIG_HOME/hwnas/profiles``, else
+   ``~/.config/hwnas/profiles``), filled by ``hwnas profiles add FILE.yaml``.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -11,9 +25,19 @@ from hwnas.builtin import PROFILES_DIR
 from hwnas.errors import ProfileError
 from hwnas.profiles.base import Profile
 
+ENTRY_POINT_GROUP = "hwnas.profiles"
 _KINDS: dict[str, type[Profile]] = {}
 _REQUIRED = ("name", "kind")
 _ALLOWED = {"name", "kind", "description", "source", "params"}
+
+
+@dataclass(frozen=True)
+class Definition:
+    """Where a profile definition comes from."""
+
+    name: str
+    path: Path
+    origin: str  # "built-in", "user", or "package <distribution>"
 
 
 def register_kind(cls: type[Profile]) -> type[Profile]:
@@ -23,7 +47,9 @@ def register_kind(cls: type[Profile]) -> type[Profile]:
 
 
 def kinds() -> dict[str, type[Profile]]:
+    """Every profile kind: built-in ones and those that installed packages register."""
     _load_builtin_kinds()
+    _entry_point_paths()  # registers kinds that packages provide
     return dict(_KINDS)
 
 
@@ -33,8 +59,58 @@ def _load_builtin_kinds() -> None:
     from hwnas.profiles import printed as _printed  # noqa: F401
 
 
-def _definition_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(PROFILES_DIR.glob("*.yaml"))}
+def user_dir() -> Path:
+    """The folder ``hwnas profiles add`` copies definitions into."""
+    if os.environ.get("HWNAS_PROFILE_DIR"):
+        return Path(os.environ["HWNAS_PROFILE_DIR"])
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return config / "hwnas" / "profiles"
+
+
+def _yaml_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    return [path]
+
+
+def _entry_point_paths() -> list[tuple[Path, str]]:
+    found: list[tuple[Path, str]] = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"package {ep.dist.name if ep.dist else ep.module}"
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            raise ProfileError(f"entry point {ep.name!r} ({origin}) in group {ENTRY_POINT_GROUP} failed to load: {exc}") from None
+        if isinstance(obj, type) and issubclass(obj, Profile):
+            register_kind(obj)
+            continue
+        items: Iterable[Any] = obj() if callable(obj) else [obj]
+        for item in items:
+            if not isinstance(item, (str, Path)) or not Path(item).exists():
+                raise ProfileError(f"entry point {ep.name!r} ({origin}) gave {item!r}, not an existing YAML file or folder")
+            found += [(p, origin) for p in _yaml_files(Path(item))]
+    return found
+
+
+def _name_of(path: Path) -> str:
+    try:
+        data = yaml.safe_load(path.read_text())
+        return str(data["name"]) if isinstance(data, dict) and "name" in data else path.stem
+    except (OSError, yaml.YAMLError):
+        return path.stem  # `get` will report what is wrong with it
+
+
+def definitions() -> dict[str, Definition]:
+    """Every named profile definition, with its origin (user > packages > built-in)."""
+    out: dict[str, Definition] = {}
+    sources = [(p, "built-in") for p in _yaml_files(PROFILES_DIR)] + _entry_point_paths()
+    udir = user_dir()
+    if udir.is_dir():
+        sources += [(p, "user") for p in _yaml_files(udir)]
+    for path, origin in sources:
+        name = _name_of(path)
+        out[name] = Definition(name, path, origin)
+    return out
 
 
 def load_file(path: str | Path, overrides: dict[str, Any] | None = None) -> Profile:
@@ -52,6 +128,7 @@ def load_file(path: str | Path, overrides: dict[str, Any] | None = None) -> Prof
 def from_dict(
     data: Any, *, path: Path | None = None, overrides: dict[str, Any] | None = None
 ) -> Profile:
+    """Build a profile from a parsed definition (``name``, ``kind``, ``description``, ``source``, ``params``)."""
     where = str(path) if path else "<profile>"
     if not isinstance(data, dict):
         raise ProfileError(f"{where}: expected a mapping with keys {list(_REQUIRED)}, got {type(data).__name__}")
@@ -82,15 +159,30 @@ def from_dict(
 
 
 def get(name_or_path: str, overrides: dict[str, Any] | None = None) -> Profile:
-    """A profile by built-in name or by path to a YAML file, with parameter overrides."""
-    files = _definition_files()
-    if name_or_path in files:
-        return load_file(files[name_or_path], overrides)
+    """A profile by name (built-in, package or user) or by path to a YAML file, with parameter overrides."""
+    defs = definitions()
+    if name_or_path in defs:
+        return load_file(defs[name_or_path].path, overrides)
     if name_or_path.endswith((".yaml", ".yml")) or Path(name_or_path).is_file():
         return load_file(name_or_path, overrides)
-    raise ProfileError(f"unknown profile {name_or_path!r}; available: {sorted(files)} (or a path to a YAML file)")
+    raise ProfileError(f"unknown profile {name_or_path!r}; available: {sorted(defs)} (or a path to a YAML file)")
 
 
-def list_profiles() -> list[Profile]:
-    """Every built-in profile, loaded (so a malformed definition shows up here)."""
-    return [load_file(p) for p in _definition_files().values()]
+def list_profiles() -> list[tuple[Definition, Profile]]:
+    """Every known profile, loaded (so that a malformed definition shows up here as an error)."""
+    return [(d, load_file(d.path)) for d in definitions().values()]
+
+
+def add(path: str | Path, *, force: bool = False) -> Path:
+    """Validate a definition and copy it into the user profile folder as ``NAME.yaml``."""
+    profile = load_file(path)
+    existing = definitions().get(profile.name)
+    if existing and not force:
+        raise ProfileError(
+            f"a profile named {profile.name!r} already exists ({existing.origin}: {existing.path}); "
+            "use --force to replace or shadow it"
+        )
+    dest = user_dir() / f"{profile.name}.yaml"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, dest)
+    return dest

@@ -13,6 +13,7 @@ import optuna
 from hwnas.data import Dataset, load_dataset
 from hwnas.errors import ConfigError
 from hwnas.profiles import Profile, get as get_profile
+from hwnas.profiles.measure import for_search
 from hwnas.search import report
 from hwnas.search.evaluate import CandidateEvaluator
 from hwnas.search.objectives import ACCURACY, parse_constraints, parse_objectives
@@ -28,6 +29,7 @@ class SearchResult:
     out: Path
     pareto: list[dict[str, Any]]
 
+    artifacts: Path
     #: True when the search stopped early on request (Ctrl-C / SIGTERM); re-run to continue.
     stopped: bool = False
 
@@ -39,7 +41,7 @@ class SearchResult:
 def _profiles(names: Sequence[str | Profile], overrides: Mapping[str, Mapping[str, Any]]) -> dict[str, Profile]:
     out: dict[str, Profile] = {}
     for item in names:
-        p = item if isinstance(item, Profile) else get_profile(item, dict(overrides.get(item, {})))
+        p = item if isinstance(item, Profile) else for_search(get_profile(item, dict(overrides.get(item, {}))))
         if p.name in out:
             raise ConfigError(f"profile {p.name!r} was given twice")
         out[p.name] = p
@@ -122,6 +124,7 @@ def search(
     runner = TrialRunner(sp, evaluator, objs, artifact_store(artifacts))
     done = len(finished_trials(st))
     bar = Progress(trials, min(done, trials), progress)
+    bar.announce(objs, list(profs.values()))
     try:
         if done < trials:
             run_trials(st, runner, trials - done, bar, pareto_trials)
@@ -129,16 +132,16 @@ def search(
         bar.close()
     rows = report.write_reports(st, out, artifacts)
     logging.getLogger("hwnas").info("wrote %d Pareto models to %s", len(rows), out)
-    return SearchResult(st, out, rows, stopped=STOP.is_set() and len(finished_trials(st)) < trials)
+    return SearchResult(st, out, rows, artifacts, stopped=STOP.is_set() and len(finished_trials(st)) < trials)
 
 
-def export(out: str | Path, *, storage: str | None = None, study: str | None = None,
-           artifacts: str | Path | None = None) -> list[dict[str, Any]]:
-    """Re-export ``pareto.json``, ``pareto.csv`` and ``models/*.onnx`` of a study into ``out``."""
+def open_existing_study(out: str | Path, *, storage: str | None = None, study: str | None = None,
+                        artifacts: str | Path | None = None) -> tuple[optuna.Study, Path]:
+    """Load a finished or running study and the folder of its stored ONNX files."""
     out = Path(out)
-    url = storage or default_storage(out)
     if storage is None and not (out / "study.db").is_file():
         raise ConfigError(f"no study.db in {out}; pass --storage URL")
+    url = storage or default_storage(out)
     store = open_storage(url)
     names = [s.study_name for s in optuna.get_all_study_summaries(store)]
     if study is None:
@@ -148,4 +151,12 @@ def export(out: str | Path, *, storage: str | None = None, study: str | None = N
     if study not in names:
         raise ConfigError(f"no study {study!r} in {url}; studies there: {names}")
     st = optuna.load_study(study_name=study, storage=store)
-    return report.write_reports(st, out, Path(artifacts) if artifacts else None)
+    folder = Path(artifacts) if artifacts else Path(st.user_attrs.get("hwnas.artifacts", out / "artifacts"))
+    return st, folder
+
+
+def export(out: str | Path, *, storage: str | None = None, study: str | None = None,
+           artifacts: str | Path | None = None) -> list[dict[str, Any]]:
+    """Re-export ``pareto.json``, ``pareto.csv`` and ``models/*.onnx`` of a study into ``out``."""
+    st, folder = open_existing_study(out, storage=storage, study=study, artifacts=artifacts)
+    return report.write_reports(st, Path(out), folder)

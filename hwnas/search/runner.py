@@ -105,6 +105,15 @@ class Progress:
         self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="trial", dynamic_ncols=True)
         self.started = time.perf_counter()
 
+    def announce(self, objectives: Sequence[Objective], profiles: Sequence[Any]) -> None:
+        """Say what is optimised and where each number comes from (measured here, or predicted by what)."""
+        by_name = {p.name: p for p in profiles}
+        self.bar.write("objectives: accuracy (max, validation split of the exported model)")
+        for o in objectives:
+            p = by_name[o.profile]
+            origin = "measured here" if p.provenance == "measured" else f"predicted ({p.kind} model)"
+            self.bar.write(f"            {o.name} (min, {origin})")
+
     def update(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
                pareto: Callable[[optuna.Study], list[Any]]) -> None:
         record = record_of(trial)
