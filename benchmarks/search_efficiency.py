@@ -96,10 +96,17 @@ def run_one(args: argparse.Namespace, sampler: str, seed: int) -> dict[str, Any]
             "trials": trials}
 
 
+def evaluated(run: dict[str, Any], n: int | None = None) -> list[dict[str, Any]]:
+    """The first n evaluated architectures (the search budget: invalid and reused proposals do not count)."""
+    out = [t for t in sorted(run["trials"], key=lambda t: t["number"])
+           if t["status"] in ("ok", "infeasible", "failed") and t["reused_from"] is None]
+    return out if n is None else out[:n]
+
+
 def losses(run: dict[str, Any], n: int | None = None) -> np.ndarray:
-    """Loss vectors (1 - accuracy, costs...) of the ok trials numbered < n."""
-    pts = [[1.0 - t["values"][0], *t["values"][1:]] for t in run["trials"]
-           if t["status"] == "ok" and t["values"] is not None and (n is None or t["number"] < n)]
+    """Loss vectors (1 - accuracy, costs...) of the feasible trained ones among the first n evaluated."""
+    pts = [[1.0 - t["values"][0], *t["values"][1:]] for t in evaluated(run, n)
+           if t["status"] == "ok" and t["values"] is not None]
     return np.array(pts, dtype=float).reshape(len(pts), len(run["metric_names"]) if not pts else len(pts[0]))
 
 
@@ -286,7 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     payload = {"benchmark": NAME, **env, "settings": settings,
                "notes": [
-                   "HV from the ok trials numbered < N (invalid/pruned and failed trials count towards N).",
+                   "HV at N from the first N evaluated architectures (hwnas's --trials budget: proposals that break "
+                   "a space constraint and re-proposed architectures are recorded but do not count; failed ones do).",
                    "Reference point common to all samplers/seeds: error 1.0, ref_factor x max cost over all runs.",
                    "Normalised HV = HV / prod(reference) (box from the origin to the reference).",
                    "With one seed, nsga2 (first generation of population_size trials), tpe (10 startup trials) "

@@ -47,7 +47,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         args.space, args.dataset, args.profile or ["cpu-ort"], trials=args.trials, sampler=args.sampler,
         seed=args.seed, out=args.out, study=args.study, storage=args.storage, constraints=args.constraint,
         objectives=args.objective, epochs=args.epochs, target=args.target, profile_overrides=overrides,
-        population_size=args.population, progress=not args.no_progress,
+        population_size=args.population, train_threads=args.train_threads, progress=not args.no_progress,
     )
     _print_pareto(result.pareto, str(result.out))
     if args.verify and result.pareto:
@@ -56,6 +56,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         report = verify_study(result.study, result.artifacts)
         (result.out / "verify.json").write_text(json.dumps(report, indent=2))
         print(format_report(report))
+    if result.exhausted:
+        print("hwnas: stopped early: the sampler kept proposing invalid or already-evaluated architectures "
+              "(the space may be exhausted)", file=sys.stderr)
     if result.stopped:
         print(f"hwnas: stopped early ({len(result.study.trials)} trials); re-run the same command to resume.",
               file=sys.stderr)
@@ -179,10 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="minimise this metric instead of the profile's primary one (repeatable)")
     s.add_argument("--constraint", action="append", default=[], metavar="PROFILE.METRIC<=VALUE",
                    help="hard bound checked before training (repeatable)")
-    s.add_argument("--trials", type=int, default=40, help="total finished trials wanted in the study")
+    s.add_argument("--trials", type=int, default=40,
+                   help="architectures to evaluate in the study, in total (invalid and repeated proposals do not count)")
     s.add_argument("--sampler", default="nsga2", help="nsga2, nsga3, tpe, random or gp")
     s.add_argument("--population", type=int, default=20, help="population size of nsga2/nsga3")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--train-threads", type=int, default=1, help="torch threads while training (default 1)")
     s.add_argument("--epochs", type=int, default=100, help="training epochs budget (early stopping on validation)")
     s.add_argument("--out", default="runs/hwnas", help="output folder (study.db, pareto.*, models/)")
     s.add_argument("--study", help="study name (default: SPACE-DATASET)")

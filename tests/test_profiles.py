@@ -84,3 +84,16 @@ def test_profile_from_user_yaml(tmp_path, model_path):
     p = profiles.get(str(path))
     assert p.name == "my-cpu" and p.params["threads"] == 2
     assert p.profile(model_path)["latency_ms"].details["threads"] == 2
+
+
+def test_auto_provider_falls_back_to_the_cpu_without_a_gpu(model_path):
+    import onnxruntime as ort
+
+    p = profiles.from_dict({"name": "any-ort", "kind": "onnxruntime", "params": {"provider": "auto", "repeats": 50}})
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert p.provider() == "CPUExecutionProvider" and p.available() is None
+    assert p.profile(model_path)["latency_ms"].details["provider"] == p.provider()
+    missing = profiles.from_dict({"name": "gpu", "kind": "onnxruntime", "params": {"provider": "NoSuchExecutionProvider"}})
+    assert "not available here" in missing.available()
+    with pytest.raises(ProfileError, match="not available here"):
+        missing.profile(model_path)

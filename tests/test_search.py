@@ -16,7 +16,7 @@ from hwnas.lowering.runtime import onnx_accuracy
 from hwnas.profiles import Metric, Profile, ProfileResult, register_kind
 from hwnas.search.api import export, search
 from hwnas.search.evaluate import graph_digest
-from hwnas.search.study import record_of
+from hwnas.search.study import evaluated_trials, record_of
 
 FAST = {"cpu-ort": {"repeats": 50, "warmup": 2}}
 
@@ -68,12 +68,13 @@ def test_search_writes_study_pareto_and_self_describing_onnx(tmp_path):
 
 def test_rerun_resumes_and_keeps_finished_trials(tmp_path):
     first = run(tmp_path, trials=3, profiles=["cpu-ort"])
+    assert len(evaluated_trials(first.study)) == 3
     before = {t.number: (t.values, t.datetime_complete) for t in first.study.trials}
     again = run(tmp_path, trials=5, profiles=["cpu-ort"])
-    trials = again.study.trials
-    assert len(trials) == 5
-    assert {t.number: (t.values, t.datetime_complete) for t in trials[:3]} == before
-    assert len(run(tmp_path, trials=5, profiles=["cpu-ort"]).study.trials) == 5  # nothing re-run
+    assert len(evaluated_trials(again.study)) == 5
+    assert {t.number: (t.values, t.datetime_complete) for t in again.study.trials[: len(before)]} == before
+    n = len(again.study.trials)
+    assert len(run(tmp_path, trials=5, profiles=["cpu-ort"]).study.trials) == n  # nothing re-run
 
 
 def test_resume_refuses_a_different_search(tmp_path):
@@ -120,7 +121,7 @@ def test_diverging_candidate_is_recorded_and_search_goes_on(tmp_path):
     space = space_file(tmp_path, fixed="lr: 1.0e+30, weight_decay: 1.0e+30")
     result = run(tmp_path, space=space, trials=3, profiles=["cpu-ort"])
     failed = [t for t in result.study.trials if t.state == optuna.trial.TrialState.FAIL]
-    assert len(failed) == 3
+    assert len(failed) == 3 == len(evaluated_trials(result.study))  # a failed candidate uses up its trial
     assert all("diverged" in record_of(t)["fail_reason"] for t in failed)
 
 
@@ -178,22 +179,34 @@ def test_crashing_profiler_fails_trials_not_the_search(tmp_path):
 
 
 def test_identical_architectures_are_reused_not_retrained(tmp_path):
+    path = tmp_path / "two.yaml"
+    path.write_text("model: mlp\nparams: {width: {type: categorical, choices: [3, 4]}}\n")
+    result = run(tmp_path, space=str(path), trials=2, profiles=["cpu-ort"], sampler="random")
+    trials = result.study.trials
+    assert len(evaluated_trials(result.study)) == 2 and not result.exhausted
+    originals = {t.params["width"]: t.number for t in evaluated_trials(result.study)}
+    for t in trials:
+        reused = record_of(t).get("reused_from")
+        assert reused is None or (reused == originals[t.params["width"]] and t.values == trials[reused].values)
+
+
+def test_exhausted_space_stops_instead_of_looping(tmp_path):
     path = tmp_path / "one.yaml"
     path.write_text("model: mlp\nparams: {width: {type: categorical, choices: [3]}}\n")
     result = run(tmp_path, space=str(path), trials=3, profiles=["cpu-ort"])
-    trials = result.study.trials
-    assert [record_of(t).get("reused_from") for t in trials] == [None, 0, 0]
-    assert trials[1].values == trials[0].values
+    assert result.exhausted and len(evaluated_trials(result.study)) == 1
+    assert all(record_of(t)["reused_from"] == 0 for t in result.study.trials[1:])
     assert len(result.pareto) == 1
 
 
 def test_space_constraint_violations_are_pruned(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("model: mlp\nparams:\n  width: [2, 3]\n  depth: [1, 2]\nconstraints: ['width > 2 or depth == 1']\n")
-    result = run(tmp_path, space=str(path), trials=8, profiles=["cpu-ort"], sampler="random")
+    path.write_text("model: mlp\nparams:\n  width: [2, 3, 4, 5]\n  depth: [1, 2]\nconstraints: ['width > 4 or depth == 1']\n")
+    result = run(tmp_path, space=str(path), trials=5, profiles=["cpu-ort"], sampler="random")
+    assert len(evaluated_trials(result.study)) == 5  # the five valid architectures, however many proposals
     pruned = [t for t in result.study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned and all(record_of(t)["status"] == "invalid" for t in pruned)
-    assert all(t.params["width"] == 2 and t.params["depth"] == 2 for t in pruned)
+    assert all(t.params["width"] <= 4 and t.params["depth"] == 2 for t in pruned)
 
 
 @pytest.mark.parametrize("sampler", ["nsga3", "tpe", "random", "gp"])

@@ -211,10 +211,11 @@ class CommandProfile(Profile):
 
     def available(self) -> str | None:
         """None when the executable (and the ``check`` command, if any) says the device is here, else why not."""
-        values = self._values(None)
-        argv = [arg.format_map(values) for arg in self.params["command"]]
-        if shutil.which(argv[0]) is None:
-            return f"executable not found: {argv[0]!r}"
+        values = {**self._values(None), "model": "{model}"}
+        for argv in [*self.params["setup"], self.params["command"]]:
+            executable = argv[0].format_map(values)
+            if shutil.which(executable) is None:
+                return f"executable not found: {executable!r}"
         if self.params["check"] is not None:
             check = [arg.format_map(values) for arg in self.params["check"]]
             try:

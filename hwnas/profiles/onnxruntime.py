@@ -57,6 +57,7 @@ class OnnxRuntimeProfile(Profile):
     """Median latency of ``repeats`` timed runs after ``warmup`` runs, one session per file.
 
     Inputs are random tensors shaped like the graph inputs, with the batch dimension set to ``batch_size``.
+    ``provider: auto`` measures on a CUDA GPU when onnxruntime-gpu and a GPU are present, else on the CPU.
     Results are cached per (file content, settings) for the life of the process.
     """
 
@@ -87,10 +88,20 @@ class OnnxRuntimeProfile(Profile):
             raise ProfileError(f"profile '{self.name}': optimization must be disable/basic/extended/all")
         return merged
 
-    def available(self) -> str | None:
+    def provider(self) -> str:
+        """The execution provider to use: ``auto`` is CUDA when onnxruntime-gpu sees a GPU, else the CPU."""
         import onnxruntime as ort
 
         provider = self.params["provider"]
+        if provider == "auto":
+            cuda = "CUDAExecutionProvider"
+            return cuda if cuda in ort.get_available_providers() and gpu_names() else "CPUExecutionProvider"
+        return provider
+
+    def available(self) -> str | None:
+        import onnxruntime as ort
+
+        provider = self.provider()
         if provider not in ort.get_available_providers():
             return f"execution provider {provider} is not available here (available: {ort.get_available_providers()})"
         match = self.params["device_match"]
@@ -106,7 +117,7 @@ class OnnxRuntimeProfile(Profile):
         reason = self.available()
         if reason:
             raise ProfileError(f"profile '{self.name}': {reason}")
-        provider = self.params["provider"]
+        provider = self.provider()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.params["threads"]
         opts.inter_op_num_threads = 1
@@ -171,8 +182,8 @@ class OnnxRuntimeProfile(Profile):
                 "repeats": len(times), "warmup": self.params["warmup"], "iqr_ms": float(q3 - q1),
                 "cv": float(times.std() / times.mean()), "min_ms": float(times.min()),
                 "batch_size": self.params["batch_size"], "threads": self.params["threads"],
-                "provider": self.params["provider"], "onnxruntime": ort.__version__,
-                "host": cpu_name() if self.params["provider"] == "CPUExecutionProvider" else ", ".join(gpu_names()),
+                "provider": self.provider(), "onnxruntime": ort.__version__,
+                "host": cpu_name() if self.provider() == "CPUExecutionProvider" else ", ".join(gpu_names()),
             },
         )
         result = ProfileResult(self.name, {"latency_ms": metric})

@@ -55,7 +55,10 @@ def kinds() -> dict[str, type[Profile]]:
 
 def _load_builtin_kinds() -> None:
     # Imported here so that `import hwnas` stays fast and kinds register themselves once.
+    from hwnas.profiles import analytical as _analytical  # noqa: F401
+    from hwnas.profiles import command as _command  # noqa: F401
     from hwnas.profiles import onnxruntime as _ort  # noqa: F401
+    from hwnas.profiles import predictor as _predictor  # noqa: F401
     from hwnas.profiles import printed as _printed  # noqa: F401
 
 

@@ -19,7 +19,7 @@ from hwnas.search.evaluate import CandidateEvaluator
 from hwnas.search.objectives import ACCURACY, parse_constraints, parse_objectives
 from hwnas.search.pareto import pareto_trials
 from hwnas.search.runner import STOP, Progress, TrialRunner, artifact_store, run_trials
-from hwnas.search.study import default_storage, finished_trials, make_sampler, open_storage, open_study
+from hwnas.search.study import default_storage, evaluated_trials, make_sampler, open_storage, open_study
 from hwnas.space import SearchSpace, load_space
 
 
@@ -32,6 +32,8 @@ class SearchResult:
     artifacts: Path
     #: True when the search stopped early on request (Ctrl-C / SIGTERM); re-run to continue.
     stopped: bool = False
+    #: True when it stopped because the sampler kept proposing invalid or already-evaluated architectures.
+    exhausted: bool = False
 
     @property
     def n_trials(self) -> int:
@@ -79,15 +81,19 @@ def search(
     target: str | None = None,
     profile_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     population_size: int = 20,
+    train_threads: int = 1,
     progress: bool = True,
 ) -> SearchResult:
     """Run (or resume) a hardware-aware search; write ``pareto.json``, ``pareto.csv`` and ``models/`` to ``out``.
 
-    Re-running with the same ``out``/``study`` resumes: finished trials are kept and the search continues
-    until the study holds ``trials`` finished trials.
+    ``trials`` counts evaluated architectures: proposals that break a space constraint and re-proposed
+    architectures (whose results are reused) are recorded but do not use up the budget. Re-running with the
+    same ``out``/``study`` resumes: finished trials are kept and the search continues until the study holds
+    ``trials`` evaluated architectures.
     """
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
+    STOP.clear()
     if epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {epochs}")
     sp = space if isinstance(space, SearchSpace) else load_space(space)
@@ -120,19 +126,22 @@ def search(
     if "hwnas.artifacts" not in st.user_attrs:
         st.set_user_attr("hwnas.artifacts", str(artifacts.resolve()))
     evaluator = CandidateEvaluator(data, list(profs.values()), cons, epochs=epochs, seed=seed,
-                                   workdir=out / "work", space_name=sp.name)
+                                   workdir=out / "work", space_name=sp.name, train_threads=train_threads)
     runner = TrialRunner(sp, evaluator, objs, artifact_store(artifacts))
-    done = len(finished_trials(st))
+    done = len(evaluated_trials(st))
     bar = Progress(trials, min(done, trials), progress)
     bar.announce(objs, list(profs.values()))
+    complete = True
     try:
         if done < trials:
-            run_trials(st, runner, trials - done, bar, pareto_trials)
+            complete = run_trials(st, runner, trials, bar, pareto_trials)
     finally:
         bar.close()
     rows = report.write_reports(st, out, artifacts)
     logging.getLogger("hwnas").info("wrote %d Pareto models to %s", len(rows), out)
-    return SearchResult(st, out, rows, artifacts, stopped=STOP.is_set() and len(finished_trials(st)) < trials)
+    evaluated = len(evaluated_trials(st))
+    return SearchResult(st, out, rows, artifacts, stopped=STOP.is_set() and evaluated < trials,
+                        exhausted=not complete)
 
 
 def open_existing_study(out: str | Path, *, storage: str | None = None, study: str | None = None,

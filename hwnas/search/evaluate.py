@@ -18,7 +18,7 @@ import torch
 from hwnas import __version__
 from hwnas.data import Dataset
 from hwnas.errors import CandidateError, ConfigError, ProfileError
-from hwnas.lowering.export import export_onnx
+from hwnas.lowering.export import export_onnx, set_metadata
 from hwnas.lowering.int8 import quantize_int8
 from hwnas.lowering.runtime import onnx_accuracy, predict_scores
 from hwnas.models import build_model
@@ -100,6 +100,7 @@ class CandidateEvaluator:
         seed: int,
         workdir: Path,
         space_name: str,
+        train_threads: int = 1,
     ) -> None:
         self.data = data
         self.profiles = list(profiles)
@@ -108,6 +109,7 @@ class CandidateEvaluator:
         self.seed = seed
         self.workdir = workdir
         self.space_name = space_name
+        self.train_threads = train_threads
         self.fixed_point = fixed_point_of(self.profiles)
         self.stats = InputStats.of(data.X_train)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -142,8 +144,6 @@ class CandidateEvaluator:
             fp32 = path.with_suffix(".fp32.onnx")
             path.replace(fp32)
             quantize_int8(fp32, path, self.data.X_train)
-            from hwnas.lowering.export import set_metadata
-
             set_metadata(path, self._metadata(config, seed, model))
             fp32.unlink()
         elif config.get("quant", "fp32") != "fp32":
@@ -162,7 +162,15 @@ class CandidateEvaluator:
         return costs
 
     def evaluate(self, config: ArchConfig, timings: Timings, name: str) -> CandidateResult:
-        """Run the whole pipeline for ``config``; files go to ``workdir/name*.onnx``."""
+        """Run the whole pipeline for ``config``; files go to ``workdir/name*.onnx`` (removed on failure)."""
+        try:
+            return self._evaluate(config, timings, name)
+        except BaseException:
+            for leftover in self.workdir.glob(f"{name}.*"):
+                leftover.unlink(missing_ok=True)
+            raise
+
+    def _evaluate(self, config: ArchConfig, timings: Timings, name: str) -> CandidateResult:
         seed = candidate_seed(self.seed, config)
         with timings.phase("build"):
             model = self._build(config, seed)
@@ -184,6 +192,7 @@ class CandidateEvaluator:
                 lr=float(config.get("lr", TrainSettings.lr)),
                 batch_size=int(config.get("batch_size", TrainSettings.batch_size)),
                 weight_decay=float(config.get("weight_decay", TrainSettings.weight_decay)),
+                threads=self.train_threads,
             )
             trained = train(model, d.X_train, d.y_train, d.X_val, d.y_val, settings)
         path = self.workdir / f"{name}.onnx"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -13,7 +12,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from hwnas.errors import CandidateError
 from hwnas.search.evaluate import CandidateEvaluator, CandidateResult, Timings, accuracy_values, cost_values, metrics_dict
 from hwnas.search.objectives import Objective
-from hwnas.search.study import RESULT, record_of
+from hwnas.search.study import RESULT, evaluated_trials, record_of
 from hwnas.space import SearchSpace
 
 
@@ -31,6 +30,7 @@ class TrialRunner:
         self.objectives = list(objectives)
         self.artifacts = artifacts
         self._done: dict[str, int] = {}  # arch key → number of a finished trial with that architecture
+        self.idle = 0  # consecutive proposals that evaluated nothing new (invalid or already evaluated)
 
     def remember(self, study: optuna.Study) -> None:
         """Index finished architectures so that a re-proposed one is reused, not retrained."""
@@ -44,10 +44,13 @@ class TrialRunner:
         trial.set_user_attr("arch", {"key": config.key, **config.to_dict()})
         broken = self.space.violations(config.values)
         if broken:
+            self.idle += 1
             trial.set_user_attr(RESULT, {"status": "invalid", "reason": f"violates space constraint(s): {broken}"})
             raise optuna.TrialPruned(f"violates {broken}")
         if config.key in self._done:
+            self.idle += 1
             return self._reuse(trial, self._done[config.key])
+        self.idle = 0
         try:
             result = self.evaluator.evaluate(config, timings, name=f"trial_{trial.number:05d}")
         except CandidateError as exc:
@@ -103,10 +106,12 @@ class Progress:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="trial", dynamic_ncols=True)
-        self.started = time.perf_counter()
+        self.skipped = 0
 
     def announce(self, objectives: Sequence[Objective], profiles: Sequence[Any]) -> None:
         """Say what is optimised and where each number comes from (measured here, or predicted by what)."""
+        if self.bar.disable:
+            return
         by_name = {p.name: p for p in profiles}
         self.bar.write("objectives: accuracy (max, validation split of the exported model)")
         for o in objectives:
@@ -119,27 +124,48 @@ class Progress:
         record = record_of(trial)
         if trial.state == optuna.trial.TrialState.FAIL and "fail_reason" in record:
             self.bar.write(f"trial {trial.number} failed: {record['fail_reason']}")
+        if record.get("status") not in ("ok", "infeasible", "failed") or "reused_from" in record:
+            self.skipped += 1
+            return  # an invalid or repeated proposal: nothing new was evaluated
+        if self.bar.disable:
+            self.bar.update(1)
+            return
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         ok = [t for t in trials if record_of(t).get("status") == "ok"]
         best = max((t.values[0] for t in ok), default=float("nan"))
-        self.bar.set_postfix(feasible=len(ok), pareto=len(pareto(study)), best_acc=f"{best:.4f}", refresh=False)
+        self.bar.set_postfix(feasible=len(ok), pareto=len(pareto(study)), best_acc=f"{best:.4f}",
+                             skipped=self.skipped, refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()
 
 
-def run_trials(study: optuna.Study, runner: TrialRunner, n_trials: int, progress: Progress,
-               pareto: Callable[[optuna.Study], list[Any]]) -> None:
-    """Run ``n_trials`` more trials; candidate failures are recorded and the search goes on."""
+#: Stop when this many proposals in a row evaluate nothing new: the space is (nearly) exhausted.
+MAX_IDLE_PROPOSALS = 50
+
+
+def run_trials(study: optuna.Study, runner: TrialRunner, wanted: int, progress: Progress,
+               pareto: Callable[[optuna.Study], list[Any]]) -> bool:
+    """Propose until the study holds ``wanted`` evaluated architectures (see :func:`evaluated_trials`).
+
+    Candidate failures are recorded and the search goes on. Returns False when it stopped early because the
+    sampler kept proposing invalid or already-evaluated architectures.
+    """
     runner.remember(study)
 
     def after_trial(s: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
         progress.update(s, t, pareto)
-        if STOP.is_set():
+        if STOP.is_set() or runner.idle >= MAX_IDLE_PROPOSALS:
             s.stop()
 
-    study.optimize(runner, n_trials=n_trials, catch=(CandidateError,), callbacks=[after_trial], gc_after_trial=False)
+    while not STOP.is_set() and runner.idle < MAX_IDLE_PROPOSALS:
+        remaining = wanted - len(evaluated_trials(study))
+        if remaining <= 0:
+            return True
+        study.optimize(runner, n_trials=remaining, catch=(CandidateError,), callbacks=[after_trial],
+                       gc_after_trial=False)
+    return runner.idle < MAX_IDLE_PROPOSALS
 
 
 def artifact_store(path: Path) -> FileSystemArtifactStore:

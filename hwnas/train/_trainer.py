@@ -25,6 +25,8 @@ class TrainSettings:
     batch_size: int = 64
     weight_decay: float = 0.0
     seed: int = 0
+    #: torch intra-op threads while training; 1 is fastest and steadiest for small models on a shared CPU.
+    threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,16 @@ def train(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np.
 
     Raises :class:`CandidateError` when the loss becomes NaN/inf (a diverged candidate).
     """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        return _train(model, x_train, y_train, x_val, y_val, settings)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+           settings: TrainSettings) -> TrainResult:
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(settings.seed)
     xt = torch.as_tensor(x_train, dtype=torch.float32)

@@ -1,0 +1,541 @@
+"""The ``analytical`` profile kind: latency predicted by a per-operator roofline model of the lowered ONNX graph.
+
+For every operator of the graph (:func:`hwnas.lowering.op_costs.graph_costs`)::
+
+    t_op    = op_overhead[op] + max(t_compute, t_memory)        (0 for folded constants; see ``fusion``)
+    t_compute = flops / (peak[dtype] · eff)                      (÷ sparse speed-up where the hardware has one)
+    eff     = efficiency.matmul · m/(m+m_half) · n/(n+n_half) · k/(k+k_half)   for MatMul/Gemm
+              efficiency.elementwise                                          for everything else
+    t_memory = weight_bytes / bw(model weights) + activation_bytes / bw(op activations)
+    latency = inference_overhead + Σ t_op
+
+``bw(x)`` is the bandwidth of the smallest cache level (``cache_bytes`` / ``cache_gbps``, ascending) that holds
+``x`` bytes, else ``memory_gbps``. Weights are re-read by every inference, so their level is set by all the
+weights of the model together (the working set between two inferences); an operator's activations by their own
+size. A dtype missing from ``peak_gflops`` falls back to the next wider one (int4 → int8 → fp16 → fp32,
+bf16 → fp16). A weight in the 2:4 pattern runs ``sparse_2_4_speedup`` × faster and is stored compressed (half
+the values + 2 bits of index per kept value) only for ``sparse_2_4_dtypes``; unstructured zeros give nothing
+unless ``unstructured_sparsity_speedup`` (a cap) is set: then compute shrinks by ``min(cap, 1/(1-sparsity))``.
+
+``fusion`` says which graph runs: ``none`` (every node is a kernel), ``epilogue`` (elementwise and Q/DQ ops that
+directly follow a MatMul/Gemm fold into it, DequantizeLinear ops feeding one fold into it, constant-only
+subgraphs are folded at load time: what TensorRT / cuBLASLt epilogues / XNNPACK do) or ``onnxruntime`` (the graph
+after ONNX Runtime's own CPU graph optimizations, costed as it is then executed).
+
+:func:`calibrate` fits the free constants to measured latencies by least squares on log error (scipy).
+``docs/profiles.md`` derives the constants of the built-in profiles and reports the validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from hwnas.errors import ProfileError
+from hwnas.lowering.op_costs import (COPY_OPS, DTYPES, LAYOUT_OPS, OpCost, graph_costs,
+                                     optimize_with_onnxruntime)
+from hwnas.profiles.base import Metric, Profile, ProfileResult
+from hwnas.profiles.registry import register_kind
+
+MODEL_NAME = "roofline-ops-v1"
+#: A dtype without a peak of its own runs at the peak of the next wider one.
+DTYPE_FALLBACK = {"int4": "int8", "int8": "fp16", "bf16": "fp16", "fp16": "fp32"}
+#: Operator classes; ``op_overhead_us`` takes an op type, a class or ``default``.
+CLASSES = ("matmul", "elementwise", "quant", "copy", "layout", "shape")
+FUSIONS = ("none", "epilogue", "onnxruntime")
+EFFICIENCY_KEYS = ("matmul", "m_half", "n_half", "k_half", "elementwise", "quant")
+_QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+_BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8, "int4": 4}
+
+Sample = tuple[Any, int, float]  # (ONNX path or ModelProto, batch size, measured latency in ms)
+
+
+def op_class(cost: OpCost) -> str:
+    """The class of an operator (for overheads and efficiencies)."""
+    if cost.macs > 0:
+        return "matmul"
+    if cost.shape_op:
+        return "shape"
+    if cost.op_type in _QUANT_OPS:
+        return "quant"
+    if cost.op_type in LAYOUT_OPS:
+        return "layout"
+    if cost.op_type in COPY_OPS:
+        return "copy"
+    return "elementwise"
+
+
+# ------------------------------------------------------------------------------------------------ fusion
+
+
+def _fusion_flags(costs: Sequence[OpCost], fusion: str) -> tuple[np.ndarray, np.ndarray]:
+    """(``folded``: costs nothing, ``fused``: pays compute only) per operator."""
+    n = len(costs)
+    folded = np.array([c.op_type == "Constant" for c in costs], dtype=bool)
+    fused = np.zeros(n, dtype=bool)
+    if fusion != "epilogue":
+        return folded, fused
+    folded |= np.array([c.constant for c in costs], dtype=bool)
+    producer = {o: i for i, c in enumerate(costs) for o in c.outputs}
+    consumers: dict[str, list[int]] = {}
+    for i, c in enumerate(costs):
+        for name in c.inputs:
+            consumers.setdefault(name, []).append(i)
+    classes = [op_class(c) for c in costs]
+    in_group = np.array([cl == "matmul" for cl in classes], dtype=bool)
+    for i, c in enumerate(costs):  # epilogues: a chain of single-consumer ops after a MatMul/Gemm
+        if classes[i] not in ("elementwise", "quant", "layout") or folded[i] or not c.inputs:
+            continue
+        data = [x for x in c.inputs if x in producer and not folded[producer[x]]]
+        if len(data) == 1 and in_group[producer[data[0]]] and len(consumers.get(data[0], [])) == 1:
+            fused[i] = in_group[i] = True
+    for i in reversed(range(n)):  # prologues: Q/DQ ops whose outputs only feed (fused) MatMul/Gemm operands
+        if classes[i] != "quant" or folded[i] or fused[i]:
+            continue
+        users = [u for o in costs[i].outputs for u in consumers.get(o, [])]
+        if users and all(classes[u] == "matmul" or (fused[u] and classes[u] == "quant") for u in users):
+            fused[i] = True
+    return folded, fused
+
+
+# ------------------------------------------------------------------------------------------------- table
+
+
+@dataclass
+class _Table:
+    """The operators of several samples as flat arrays (one evaluation of the model is a few numpy ops)."""
+
+    sample: np.ndarray
+    op_type: list[str]
+    cls: list[str]
+    dtype: list[str]
+    flops: np.ndarray
+    m: np.ndarray
+    n: np.ndarray
+    k: np.ndarray
+    weight_bytes: np.ndarray
+    act_bytes: np.ndarray
+    sparse_2_4: np.ndarray
+    sparsity: np.ndarray
+    folded: np.ndarray
+    fused: np.ndarray
+    model_weight_bytes: np.ndarray  # per sample
+    n_samples: int
+
+    def __post_init__(self) -> None:
+        self.is_matmul = np.array([c == "matmul" for c in self.cls], dtype=bool)
+        self.is_quant = np.array([c == "quant" for c in self.cls], dtype=bool)
+        self.dtypes, self.dtype_idx = _codes(self.dtype)
+        self.op_keys, self.op_key_idx = _codes(list(zip(self.op_type, self.cls)))
+
+
+def _codes(values: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
+    """(unique values, index of each value into them)."""
+    uniq: dict[Any, int] = {}
+    idx = np.array([uniq.setdefault(v, len(uniq)) for v in values], dtype=int)
+    return list(uniq), idx
+
+
+def build_table(cost_lists: Sequence[Sequence[OpCost]], fusion: str) -> _Table:
+    rows: dict[str, list[Any]] = {k: [] for k in ("sample", "op_type", "cls", "dtype", "flops", "m", "n", "k",
+                                                    "weight_bytes", "act_bytes", "sparse_2_4", "sparsity")}
+    folded_all, fused_all, ws = [], [], []
+    for s, costs in enumerate(cost_lists):
+        folded, fused = _fusion_flags(costs, fusion)
+        folded_all.append(folded)
+        fused_all.append(fused)
+        ws.append(sum(c.weight_bytes for c, f in zip(costs, folded) if not f))
+        for c in costs:
+            d = c.dims
+            rows["sample"].append(s)
+            rows["op_type"].append(c.op_type)
+            rows["cls"].append(op_class(c))
+            rows["dtype"].append(c.dtype)
+            rows["flops"].append(c.flops)
+            rows["m"].append(d.get("m", 1))
+            rows["n"].append(d.get("n", 1))
+            rows["k"].append(d.get("k", 1))
+            rows["weight_bytes"].append(c.weight_bytes)
+            rows["act_bytes"].append(max(0.0, c.bytes_read + c.bytes_written - c.weight_bytes))
+            rows["sparse_2_4"].append(c.sparse_2_4)
+            rows["sparsity"].append(c.weight_sparsity)
+    arr = {k: np.asarray(v, dtype=float) for k, v in rows.items() if k not in ("op_type", "cls", "dtype")}
+    return _Table(
+        arr["sample"].astype(int), rows["op_type"], rows["cls"], rows["dtype"], arr["flops"], arr["m"], arr["n"],
+        arr["k"], arr["weight_bytes"], arr["act_bytes"], arr["sparse_2_4"].astype(bool), arr["sparsity"],
+        np.concatenate(folded_all) if folded_all else np.zeros(0, bool),
+        np.concatenate(fused_all) if fused_all else np.zeros(0, bool),
+        np.asarray(ws, dtype=float), len(cost_lists),
+    )
+
+
+# --------------------------------------------------------------------------------------------- the model
+
+
+def resolve_dtype(dtype: str, peaks: Mapping[str, float]) -> str:
+    """The dtype whose peak ``dtype`` runs at: itself, else the next wider one that has a peak."""
+    d = dtype if dtype in _BITS else "fp32"
+    while d not in peaks and d in DTYPE_FALLBACK:
+        d = DTYPE_FALLBACK[d]
+    if d not in peaks:
+        raise ProfileError(f"no peak for dtype {dtype!r} or any wider one in peak_gflops {dict(peaks)}")
+    return d
+
+
+def _overhead_us(params: Mapping[str, Any], op_type: str, cls: str) -> float:
+    ov = params["op_overhead_us"]
+    if not isinstance(ov, Mapping):
+        return float(ov)
+    for key in (op_type, cls, "default"):
+        if key in ov:
+            return float(ov[key])
+    return 0.0
+
+
+def _bandwidth(nbytes: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    """Bytes/s of the smallest level holding ``nbytes`` (DRAM when none does)."""
+    bw = np.full(nbytes.shape, float(params["memory_gbps"]) * 1e9)
+    for cap, gbps in reversed(list(zip(params["cache_bytes"], params["cache_gbps"]))):
+        bw = np.where(nbytes <= float(cap), float(gbps) * 1e9, bw)
+    return bw
+
+
+@dataclass
+class OpTimes:
+    """Seconds per operator of a :class:`_Table` (compute, memory, overhead) and per-sample totals."""
+
+    compute: np.ndarray
+    memory: np.ndarray
+    overhead: np.ndarray
+    total: np.ndarray  # per op
+    latency_s: np.ndarray  # per sample
+
+
+def evaluate(table: _Table, params: Mapping[str, Any]) -> OpTimes:
+    """The model of the module docstring over every operator of ``table``."""
+    peaks = params["peak_gflops"]
+    eff = params["efficiency"]
+    resolved_u = [resolve_dtype(d, peaks) for d in table.dtypes]
+    peak = np.array([float(peaks[d]) for d in resolved_u] or [1.0])[table.dtype_idx] * 1e9
+    mm = table.is_matmul
+
+    def sat(x: np.ndarray, half: float) -> np.ndarray:
+        return x / (x + max(float(half), 0.0))
+
+    e = np.where(mm, float(eff["matmul"]) * sat(table.m, eff["m_half"]) * sat(table.n, eff["n_half"])
+                 * sat(table.k, eff["k_half"]), np.where(table.is_quant, float(eff["quant"]), float(eff["elementwise"])))
+    speed = np.ones(len(table.cls))
+    wbytes = table.weight_bytes.copy()
+    s24 = float(params["sparse_2_4_speedup"])
+    if s24 > 1.0:
+        supported = np.array([r in params["sparse_2_4_dtypes"] for r in resolved_u] or [False])[table.dtype_idx]
+        ok = table.sparse_2_4 & mm & supported
+        speed = np.where(ok, s24, speed)
+        meta = np.array([0.5 + 0.5 * 2.0 / _BITS[r] for r in resolved_u] or [1.0])[table.dtype_idx]
+        wbytes = np.where(ok, wbytes * meta, wbytes)
+    cap = params.get("unstructured_sparsity_speedup")
+    if cap:
+        gain = np.minimum(float(cap), 1.0 / np.maximum(1.0 - table.sparsity, 1e-9))
+        speed = np.where(mm & (table.sparsity > 0) & ~(speed > 1.0), gain, speed)
+    compute = table.flops / (peak * np.maximum(e, 1e-12)) / speed
+    ws = table.model_weight_bytes[table.sample] if table.n_samples else np.zeros(0)
+    memory = wbytes / _bandwidth(ws, params) + table.act_bytes / _bandwidth(table.act_bytes, params)
+    overhead = np.array([_overhead_us(params, o, c) for o, c in table.op_keys] or [0.0])[table.op_key_idx] * 1e-6
+    fused, live = table.fused, ~table.folded
+    total = np.where(live, np.where(fused, compute, overhead + np.maximum(compute, memory)), 0.0)
+    latency = np.bincount(table.sample, weights=total, minlength=table.n_samples)
+    latency = latency + float(params["inference_overhead_us"]) * 1e-6
+    return OpTimes(np.where(live, compute, 0.0), np.where(live & ~fused, memory, 0.0),
+                   np.where(live & ~fused, overhead, 0.0), total, latency)
+
+
+def lowered_costs(model: onnx.ModelProto | str | Path, batch_size: int, fusion: str) -> list[OpCost]:
+    """Per-operator costs of the graph that runs under ``fusion`` (see the module docstring)."""
+    if fusion == "onnxruntime":
+        return graph_costs(optimize_with_onnxruntime(model), batch_size, qdq_int8=False)
+    return graph_costs(model, batch_size)
+
+
+def predict_ms(samples: Sequence[tuple[Any, int]], params: Mapping[str, Any]) -> np.ndarray:
+    """Predicted latency (ms) of each ``(model, batch_size)`` under ``params``."""
+    costs = [lowered_costs(m, b, params["fusion"]) for m, b in samples]
+    return evaluate(build_table(costs, params["fusion"]), params).latency_s * 1e3
+
+
+# ------------------------------------------------------------------------------------------- calibration
+
+
+def _get(params: Mapping[str, Any], path: str) -> float:
+    head, _, key = path.partition(".")
+    value = params[head]
+    if not key:
+        return float(value)
+    if isinstance(value, list):
+        return float(value[int(key)])
+    if not isinstance(value, Mapping):  # a scalar op_overhead_us
+        return float(value)
+    if head == "op_overhead_us" and key not in value:
+        return _overhead_us(params, key, key)
+    if head == "peak_gflops" and key not in value:
+        return float(value[resolve_dtype(key, value)])
+    return float(value[key])
+
+
+def _set(params: dict[str, Any], path: str, value: float) -> None:
+    head, _, key = path.partition(".")
+    if not key:
+        params[head] = value
+    elif isinstance(params[head], list):
+        params[head][int(key)] = value
+    else:
+        if not isinstance(params[head], dict):
+            params[head] = {"default": params[head]}
+        params[head][key] = value
+
+
+def default_free(table: _Table, params: Mapping[str, Any]) -> list[str]:
+    """The constants ``table``'s operators depend on: overheads of the classes that run, peaks of the dtypes
+    of their MatMuls, efficiencies, and the bandwidths of the levels their bytes come from."""
+    live = ~table.folded
+    free = ["inference_overhead_us"]
+    free += [f"op_overhead_us.{c}" for c in CLASSES if any(live & ~table.fused & (np.array(table.cls) == c))]
+    dts = {resolve_dtype(d, params["peak_gflops"]) for d, c, lv in zip(table.dtype, table.cls, live)
+           if c == "matmul" and lv}
+    free += [f"peak_gflops.{d}" for d in DTYPES if d in dts]
+    free += ["efficiency.m_half", "efficiency.n_half", "efficiency.k_half", "efficiency.elementwise"]
+    if any(table.is_quant & live):
+        free.append("efficiency.quant")
+    levels = list(params["cache_bytes"]) + [math.inf]
+    used = set()
+    ws = table.model_weight_bytes[table.sample]
+    for x in (ws[live & (table.weight_bytes > 0)], table.act_bytes[live]):
+        used.update(int(np.searchsorted(levels, v, side="left")) for v in x)
+    free += [f"cache_gbps.{i}" if i < len(levels) - 1 else "memory_gbps" for i in sorted(used)]
+    return free
+
+
+def calibrate(
+    samples: Sequence[Sample],
+    base_params: Mapping[str, Any],
+    free: Sequence[str] | None = None,
+    *,
+    loss: str = "soft_l1",
+    f_scale: float = 0.05,
+) -> dict[str, Any]:
+    """Fit the free constants of ``base_params`` to measured latencies; returns the full, updated params.
+
+    ``samples``: ``(onnx path or ModelProto, batch_size, measured_ms)``. ``free``: parameter paths
+    (``inference_overhead_us``, ``op_overhead_us.matmul``, ``peak_gflops.fp32``, ``efficiency.k_half``,
+    ``cache_gbps.0``, ``memory_gbps``, ...); default :func:`default_free`. Each is fitted in log space
+    (positive, within 1/1000..1000 × its start) by ``scipy.optimize.least_squares`` on
+    ``log(predicted / measured)`` with a robust ``loss``; constants the samples do not influence stay put.
+    """
+    from scipy.optimize import least_squares
+
+    params = _full_params(base_params)
+    if not samples:
+        raise ProfileError("calibrate: no samples")
+    costs = [lowered_costs(m, int(b), params["fusion"]) for m, b, _ in samples]
+    return calibrate_table(build_table(costs, params["fusion"]), np.array([s[2] for s in samples], float),
+                           params, free, loss=loss, f_scale=f_scale, _least_squares=least_squares)
+
+
+def calibrate_table(
+    table: _Table, measured_ms: np.ndarray, base_params: Mapping[str, Any], free: Sequence[str] | None = None,
+    *, loss: str = "soft_l1", f_scale: float = 0.05, _least_squares: Any = None,
+) -> dict[str, Any]:
+    """:func:`calibrate` on a prebuilt table (the benchmark reuses one table for many fits)."""
+    if _least_squares is None:
+        from scipy.optimize import least_squares as _least_squares
+    params = _full_params(base_params)
+    free = list(free) if free is not None else default_free(table, params)
+    target = np.log(np.asarray(measured_ms, float) * 1e-3)
+    if np.any(~np.isfinite(target)):
+        raise ProfileError("calibrate: measured latencies must be positive")
+    start = np.array([max(_get(params, p), 1e-3) for p in free])
+
+    def model(x: np.ndarray) -> np.ndarray:
+        trial = copy.deepcopy(params)
+        for path, v in zip(free, np.exp(x)):
+            _set(trial, path, float(v))
+        return np.log(evaluate(table, trial).latency_s)
+
+    x0 = np.log(start)
+    base = model(x0)  # keep only the constants that move a prediction
+    keep = [i for i in range(len(free)) if np.max(np.abs(model(x0 + np.eye(len(free))[i] * 0.4) - base)) > 1e-9]
+    if keep:
+        def residuals(y: np.ndarray) -> np.ndarray:
+            x = x0.copy()
+            x[keep] = y
+            return model(x) - target
+
+        fit = _least_squares(residuals, x0[keep], bounds=(x0[keep] - math.log(1e3), x0[keep] + math.log(1e3)),
+                             loss=loss, f_scale=f_scale, diff_step=1e-3, max_nfev=400 * len(keep))
+        x0[keep] = fit.x
+    for path, v in zip(free, np.exp(x0)):
+        _set(params, path, float(_round(v)))
+    return params
+
+
+def _round(v: float) -> float:
+    return float(f"{v:.4g}")
+
+
+# ---------------------------------------------------------------------------------------------- profile
+
+
+def _full_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults completed with ``params`` (dict-valued efficiency/op_overhead merged, not replaced)."""
+    out = copy.deepcopy(dict(AnalyticalProfile.defaults))
+    for key, value in params.items():
+        if key in ("efficiency", "op_overhead_us") and isinstance(value, Mapping) and isinstance(out[key], Mapping):
+            out[key] = {**out[key], **copy.deepcopy(dict(value))}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _number(name: str, key: str, value: Any, low: float = 0.0, strict: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < low or (strict and value <= low):
+        rel = ">" if strict else ">="
+        raise ProfileError(f"profile '{name}': parameter '{key}' must be a number {rel} {low}, got {value!r}")
+    return float(value)
+
+
+@register_kind
+class AnalyticalProfile(Profile):
+    """Latency predicted per operator by a roofline model with overheads (see the module docstring)."""
+
+    kind = "analytical"
+    metrics = {"latency_ms": "ms"}
+    primary_metric = "latency_ms"
+    provenance = "predicted"
+    defaults: dict[str, Any] = {
+        "batch_size": 1,
+        "fusion": "none",
+        "peak_gflops": {"fp32": 100.0},
+        "efficiency": {"matmul": 1.0, "m_half": 0.0, "n_half": 0.0, "k_half": 0.0, "elementwise": 0.25,
+                       "quant": 0.25},
+        "memory_gbps": 50.0,
+        "cache_bytes": [],
+        "cache_gbps": [],
+        "sparse_2_4_speedup": 1.0,
+        "sparse_2_4_dtypes": ["fp16", "bf16", "int8"],
+        "unstructured_sparsity_speedup": None,
+        "op_overhead_us": {"default": 1.0},
+        "inference_overhead_us": 5.0,
+        "model_name": MODEL_NAME,
+        "validation_error": "not validated",
+        "measure_with": None,
+    }
+    _cache: dict[tuple[str, int, str], list[OpCost]] = {}
+
+    def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ProfileError(f"profile '{self.name}' (kind {self.kind}): unknown parameter(s) {unknown}; "
+                               f"allowed: {sorted(self.defaults)}")
+        p = _full_params(params)
+        name = self.name
+        bs = p["batch_size"]
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+            raise ProfileError(f"profile '{name}': parameter 'batch_size' must be an integer >= 1, got {bs!r}")
+        if p["fusion"] not in FUSIONS:
+            raise ProfileError(f"profile '{name}': parameter 'fusion' must be one of {list(FUSIONS)}, got {p['fusion']!r}")
+        self._check_mapping("peak_gflops", p["peak_gflops"], DTYPES, strict=True)
+        if "fp32" not in p["peak_gflops"]:
+            raise ProfileError(f"profile '{name}': peak_gflops needs an 'fp32' entry (every dtype falls back to it)")
+        self._check_mapping("efficiency", p["efficiency"], EFFICIENCY_KEYS)
+        for key in ("matmul", "elementwise", "quant"):
+            _number(name, f"efficiency.{key}", p["efficiency"][key], 0.0, strict=True)
+        if isinstance(p["op_overhead_us"], Mapping):
+            for key, value in p["op_overhead_us"].items():
+                _number(name, f"op_overhead_us.{key}", value)
+        else:
+            _number(name, "op_overhead_us", p["op_overhead_us"])
+        _number(name, "inference_overhead_us", p["inference_overhead_us"])
+        _number(name, "memory_gbps", p["memory_gbps"], 0.0, strict=True)
+        caps, bws = p["cache_bytes"], p["cache_gbps"]
+        if not isinstance(caps, list) or not isinstance(bws, list) or len(caps) != len(bws):
+            raise ProfileError(f"profile '{name}': cache_bytes and cache_gbps must be lists of equal length "
+                               f"(one per cache level, smallest first), got {caps!r} and {bws!r}")
+        for i, (c, b) in enumerate(zip(caps, bws)):
+            _number(name, f"cache_bytes[{i}]", c, 0.0, strict=True)
+            _number(name, f"cache_gbps[{i}]", b, 0.0, strict=True)
+        if list(caps) != sorted(caps):
+            raise ProfileError(f"profile '{name}': cache_bytes must be ascending (L1, L2, ...), got {caps}")
+        _number(name, "sparse_2_4_speedup", p["sparse_2_4_speedup"], 1.0)
+        bad = [d for d in p["sparse_2_4_dtypes"] if d not in DTYPES] if isinstance(p["sparse_2_4_dtypes"], list) else [p["sparse_2_4_dtypes"]]
+        if bad:
+            raise ProfileError(f"profile '{name}': sparse_2_4_dtypes: unknown dtype(s) {bad}; known {list(DTYPES)}")
+        cap = p["unstructured_sparsity_speedup"]
+        if cap not in (None, False):
+            _number(name, "unstructured_sparsity_speedup", cap, 1.0)
+        if not isinstance(p["measure_with"], (type(None), str, dict)):
+            raise ProfileError(f"profile '{name}': measure_with must be a profile name, a mapping or null")
+        if not str(p["validation_error"]).strip():
+            raise ProfileError(f"profile '{name}': validation_error must say how good the model is")
+        return p
+
+    def _check_mapping(self, key: str, value: Any, allowed: Iterable[str], strict: bool = False) -> None:
+        if not isinstance(value, Mapping):
+            raise ProfileError(f"profile '{self.name}': parameter '{key}' must be a mapping, got {value!r}")
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ProfileError(f"profile '{self.name}': {key}: unknown key(s) {unknown}; allowed: {list(allowed)}")
+        for k, v in value.items():
+            _number(self.name, f"{key}.{k}", v, 0.0, strict=strict)
+
+    def costs(self, onnx_path: Path | str) -> list[OpCost]:
+        """Per-operator costs of the graph this profile runs (cached per file content and settings)."""
+        from hwnas.profiles.onnxruntime import file_digest
+
+        key = (file_digest(Path(onnx_path)), self.params["batch_size"], self.params["fusion"])
+        if key not in self._cache:
+            self._cache[key] = lowered_costs(onnx_path, self.params["batch_size"], self.params["fusion"])
+        return self._cache[key]
+
+    def profile(self, onnx_path: Path) -> ProfileResult:
+        costs = self.costs(onnx_path)
+        table = build_table([costs], self.params["fusion"])
+        times = evaluate(table, self.params)
+        metric = Metric("latency_ms", float(times.latency_s[0] * 1e3), "ms", "predicted",
+                        self._details(costs, table, times))
+        return ProfileResult(self.name, {"latency_ms": metric})
+
+    def _details(self, costs: list[OpCost], table: _Table, t: OpTimes) -> dict[str, Any]:
+        live = ~(table.folded | table.fused)
+        compute_bound = live & (t.compute >= t.memory)
+        per_type: dict[str, float] = {}
+        for c, sec in zip(costs, t.total):
+            if sec > 0:
+                per_type[c.op_type] = per_type.get(c.op_type, 0.0) + sec * 1e3
+        notes = sorted({c.notes for c in costs if c.notes})
+        return {
+            "model": self.params["model_name"],
+            "validation_error": self.params["validation_error"],
+            "batch_size": self.params["batch_size"],
+            "fusion": self.params["fusion"],
+            "breakdown_ms": {
+                "compute_bound": float(np.sum(np.where(compute_bound, t.compute, 0.0)) * 1e3
+                                       + np.sum(np.where(table.fused & ~table.folded, t.compute, 0.0)) * 1e3),
+                "memory_bound": float(np.sum(np.where(live & ~compute_bound, t.memory, 0.0)) * 1e3),
+                "op_overhead": float(np.sum(t.overhead) * 1e3),
+                "inference_overhead": float(self.params["inference_overhead_us"]) * 1e-3,
+                "per_op_type": {k: round(v, 6) for k, v in sorted(per_type.items(), key=lambda kv: -kv[1])},
+            },
+            "ops": int(np.sum(~table.folded)),
+            "ops_fused": int(np.sum(table.fused & ~table.folded)),
+            "macs": float(sum(c.macs for c in costs)),
+            "dtypes": sorted({c.dtype for c in costs if c.macs > 0}),
+            "sparse_2_4_ops": int(sum(c.sparse_2_4 for c in costs)),
+            "notes": notes,
+            "measure_with": self.params["measure_with"],
+        }

@@ -1,0 +1,217 @@
+"""The ``predictor`` profile kind: latency predicted by a regression model learned from measured samples.
+
+The graph is first put in the form ONNX Runtime runs it (:func:`kernel_ops`: its ``extended`` graph
+optimizations — MatMul+Add → Gemm, Gemm+activation → FusedGemm, QDQ → QGemm/QLinearMatMul — then
+:func:`hwnas.lowering.op_costs.graph_costs`), so that one op is one kernel. Every kernel falls into a class
+(:data:`CLASSES`) whose features (:data:`FEATURES`: count, MACs, bytes, elements) are non-negative.
+
+Two model families (both linear with non-negative coefficients, so a bigger graph never predicts faster):
+
+* ``kernel`` (nn-Meter's idea): one regression per kernel class fitted on per-kernel times from ONNX Runtime's
+  profiler, summed over the graph per class; the per-class sums are then scaled to the measured end-to-end
+  latency of the target device (plus a per-inference intercept);
+* ``graph``: the class features summed over the graph, regressed directly on the measured latency.
+
+A fitted model is a small JSON file (:class:`LatencyModel`), written by
+:func:`hwnas.profiles.calibrate.calibrate_predictor`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from hwnas.errors import ProfileError
+from hwnas.lowering.op_costs import COPY_OPS, LAYOUT_OPS, OpCost
+from hwnas.profiles.base import Metric, Profile, ProfileResult
+from hwnas.profiles.onnxruntime import file_digest
+from hwnas.profiles.registry import register_kind
+
+FORMAT = "hwnas-latency-predictor"
+VERSION = 1
+QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+CLASSES = ("gemm_fp32", "gemm_int8", "quant", "dequant_weight", "elementwise", "layout")
+_GEMM_FEATURES = ("one", "macs", "io_bytes", "weight_bytes", "macs_gemv", "rows")
+#: Per-kernel features of each class (all non-negative; ``one`` is the per-kernel launch cost).
+FEATURES: dict[str, tuple[str, ...]] = {
+    "gemm_fp32": _GEMM_FEATURES,
+    "gemm_int8": _GEMM_FEATURES,
+    "quant": ("one", "elements"),
+    "dequant_weight": ("one", "elements"),
+    "elementwise": ("one", "elements", "flops"),
+    "layout": ("one", "bytes"),
+}
+#: Rows (batch × m) up to which a MatMul-like kernel counts as a matrix-vector product (``macs_gemv``).
+GEMV_ROWS = 4
+
+
+def kernel_ops(model: Any, batch_size: int) -> list[OpCost]:
+    """The kernels ONNX Runtime runs for ``model`` (path or ModelProto) at ``batch_size``, with their costs."""
+    from hwnas.lowering.op_costs import graph_costs, optimize_with_onnxruntime
+
+    return graph_costs(optimize_with_onnxruntime(model, "extended"), batch_size, qdq_int8=False)
+
+
+def kernel_class(op: OpCost) -> str:
+    """Which of :data:`CLASSES` one kernel belongs to (weight dequantization that runs every inference, as
+    ONNX Runtime does for QDQ weights it cannot fuse, is its own class: it costs far more per element)."""
+    if op.macs > 0:
+        return "gemm_int8" if op.dtype in ("int8", "int4") else "gemm_fp32"
+    if op.op_type in QUANT_OPS:
+        return "dequant_weight" if op.constant else "quant"
+    if op.op_type in LAYOUT_OPS or op.op_type in COPY_OPS:
+        return "layout"
+    return "elementwise"
+
+
+def op_features(op: OpCost) -> dict[str, float]:
+    """The features of one kernel, by name (see :data:`FEATURES`)."""
+    io = op.bytes_read + op.bytes_written
+    rows = float(op.dims.get("m", 0) * op.dims.get("batch", 1))
+    values = {
+        "one": 1.0, "macs": op.macs, "io_bytes": io - op.weight_bytes, "weight_bytes": op.weight_bytes,
+        "macs_gemv": op.macs if rows <= GEMV_ROWS else 0.0, "rows": rows,
+        "elements": float(op.dims.get("elements", 0)), "flops": op.flops, "bytes": io,
+    }
+    return {name: max(0.0, values[name]) for name in FEATURES[kernel_class(op)]}
+
+
+def feature_names() -> list[str]:
+    """Every graph feature, ``CLASS.FEATURE``, in a fixed order."""
+    return [f"{c}.{f}" for c in CLASSES for f in FEATURES[c]]
+
+
+def graph_features(ops: list[OpCost]) -> dict[str, float]:
+    """Per-class feature sums over a graph's kernels, named ``CLASS.FEATURE``."""
+    out = dict.fromkeys(feature_names(), 0.0)
+    for op in ops:
+        cls = kernel_class(op)
+        for name, value in op_features(op).items():
+            out[f"{cls}.{name}"] += value
+    return out
+
+
+@dataclass
+class LatencyModel:
+    """A fitted predictor: ``latency_ms = intercept_ms + sum(coef[f] * graph_features[f])``.
+
+    Both families reduce to this form (the ``kernel`` family's coefficients are its per-kernel regressions
+    times its per-class scales; ``kernel_model`` keeps those parts). ``validation`` holds the held-out figures,
+    ``training`` what it was learned from.
+    """
+
+    family: str
+    intercept_ms: float
+    coef: dict[str, float]
+    validation: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    kernel_model: dict[str, Any] | None = None
+
+    def predict_features(self, features: Mapping[str, float]) -> float:
+        return self.intercept_ms + sum(c * features.get(name, 0.0) for name, c in self.coef.items())
+
+    def predict(self, model: Any, batch_size: int) -> float:
+        """Predicted latency (ms) of an ONNX model (path or ModelProto) at ``batch_size``."""
+        return self.predict_features(graph_features(kernel_ops(model, batch_size)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, **asdict(self)}
+
+    def save(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        return path
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "<model>") -> "LatencyModel":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ProfileError(f"{where}: not a {FORMAT} file")
+        if data.get("version") != VERSION:
+            raise ProfileError(f"{where}: {FORMAT} version {data.get('version')} is not supported (this is {VERSION})")
+        unknown = sorted(set(data.get("coef", {})) - set(feature_names()))
+        if unknown:
+            raise ProfileError(f"{where}: unknown feature(s) {unknown}; known: {feature_names()}")
+        try:
+            return cls(str(data["family"]), float(data["intercept_ms"]),
+                       {str(k): float(v) for k, v in data["coef"].items()}, dict(data.get("validation") or {}),
+                       dict(data.get("training") or {}), data.get("kernel_model"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProfileError(f"{where}: malformed predictor file: {exc!r}") from None
+
+    @classmethod
+    def load(cls, path: Path) -> "LatencyModel":
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ProfileError(f"predictor model file {path} does not exist (run `hwnas profiles calibrate`)") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ProfileError(f"predictor model file {path} cannot be read: {exc}") from None
+        return cls.from_json(data, str(path))
+
+    def describe(self) -> str:
+        t = self.training
+        return (f"{FORMAT} v{VERSION} ({self.family}), fitted on {t.get('fit_samples', '?')} samples measured "
+                f"with {t.get('measured_on', '?')} on {t.get('host', '?')} ({t.get('date', '?')})")
+
+
+@register_kind
+class PredictorProfile(Profile):
+    """Latency predicted by a :class:`LatencyModel` file that ``hwnas profiles calibrate`` fitted.
+
+    ``model_file`` is resolved against the profile YAML's folder when relative. Results are cached per
+    (file content, settings) for the life of the process.
+    """
+
+    kind = "predictor"
+    metrics = {"latency_ms": "ms"}
+    primary_metric = "latency_ms"
+    provenance = "predicted"
+    defaults = {"model_file": None, "batch_size": 1, "measured_on": ""}
+    _cache: dict[tuple[str, str], ProfileResult] = {}
+
+    def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        merged = super()._validate_params(params)
+        if merged["batch_size"] < 1:
+            raise ProfileError(f"profile '{self.name}': parameter 'batch_size' must be >= 1, got {merged['batch_size']}")
+        if not merged["model_file"] or not isinstance(merged["model_file"], str):
+            raise ProfileError(f"profile '{self.name}': parameter 'model_file' (the fitted predictor JSON) is required")
+        path = Path(merged["model_file"]).expanduser()
+        if not path.is_absolute() and self.path is not None:
+            path = Path(self.path).resolve().parent / path
+        merged["model_file"] = str(path)
+        return merged
+
+    def model(self) -> LatencyModel:
+        try:
+            return LatencyModel.load(Path(self.params["model_file"]))
+        except ProfileError as exc:
+            raise ProfileError(f"profile '{self.name}': {exc}") from None
+
+    def profile(self, onnx_path: Path) -> ProfileResult:
+        try:
+            key = (file_digest(onnx_path), repr(sorted(self.params.items())))
+        except OSError as exc:
+            raise ProfileError(f"profile '{self.name}': cannot read {onnx_path}: {exc}") from None
+        model_file = Path(self.params["model_file"])
+        key = (key[0], key[1] + (file_digest(model_file) if model_file.is_file() else ""))
+        if key not in self._cache:
+            self._cache[key] = ProfileResult(self.name, {"latency_ms": self._predict(onnx_path)})
+        return self._cache[key]
+
+    def _predict(self, onnx_path: Path) -> Metric:
+        model = self.model()
+        batch = self.params["batch_size"]
+        try:
+            value = model.predict(onnx_path, batch)
+        except ProfileError as exc:
+            raise ProfileError(f"profile '{self.name}': {onnx_path}: {exc}") from None
+        trained = model.training.get("batch_sizes") or []
+        details = {
+            "model": model.describe(), "model_file": self.params["model_file"],
+            "validation_error": model.validation, "batch_size": batch,
+            "measured_on": self.params["measured_on"] or model.training.get("measured_on", ""),
+        }
+        if trained and not min(trained) <= batch <= max(trained):
+            details["extrapolated"] = f"batch_size {batch} is outside the calibrated {min(trained)}-{max(trained)}"
+        return Metric("latency_ms", float(value), "ms", "predicted", details)
