@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batches", default=",".join(map(str, BATCHES)), help="batch sizes (default 1,16,256)")
     ap.add_argument("--seed", type=int, default=0, help="sampling / split seed")
     ap.add_argument("--repeats", type=int, default=100, help="cpu-ort timed runs (default 100)")
+    ap.add_argument("--rounds", type=int, default=3, help="measurement rounds; the median counts (default 3)")
     ap.add_argument("--reuse", type=Path, help="refit on the measurements stored in this JSON (no measuring)")
     ap.add_argument("--write-profile", action="store_true", help=f"write the fit into hw_profiles/{PROFILE}.yaml")
     ap.add_argument("--json", type=Path, default=None)
@@ -58,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.archs = min(args.archs, 24)
         args.batches = "1,16"
+        args.rounds = 1
         if args.json is None:
             args.json = RUNS_DIR / f"{NAME}.quick.json"
     args.batch_list = [int(b) for b in args.batches.split(",") if b.strip()]
@@ -134,20 +136,26 @@ def describe(arch: dict[str, Any]) -> str:
 
 
 def measure(archs: list[dict[str, Any]], paths: dict[int, Path], batches: list[int], repeats: int,
-            seed: int) -> list[dict[str, Any]]:
+            seed: int, rounds: int) -> list[dict[str, Any]]:
+    """cpu-ort latency of every (architecture, batch): ``rounds`` rounds over all jobs, each in its own seeded
+    random order (the cache cleared between rounds); the median of the round medians is the measurement, so
+    one round disturbed by another process on the shared host does not count."""
     from hwnas.profiles import get as get_profile
+    from hwnas.profiles.onnxruntime import OnnxRuntimeProfile
 
     jobs = [(a["id"], b) for a in archs for b in batches]
-    random.Random(seed + 1).shuffle(jobs)
     profiles = {b: get_profile("cpu-ort", {"batch_size": b, "repeats": repeats}) for b in batches}
-    out = []
+    runs: dict[tuple[int, int], list[float]] = {job: [] for job in jobs}
     t0 = time.perf_counter()
-    for i, (aid, b) in enumerate(jobs):
-        m = profiles[b].profile(paths[aid])["latency_ms"]
-        out.append({"arch": aid, "batch": b, "measured_ms": m.value, "iqr_ms": m.details["iqr_ms"]})
-        if (i + 1) % 50 == 0:
-            print(f"# measured {i + 1}/{len(jobs)} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return out
+    for r in range(rounds):
+        OnnxRuntimeProfile._cache.clear()
+        order = list(jobs)
+        random.Random(seed + 1 + r).shuffle(order)
+        for aid, b in order:
+            runs[(aid, b)].append(profiles[b].profile(paths[aid])["latency_ms"].value)
+        print(f"# round {r + 1}/{rounds} measured {len(order)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return [{"arch": aid, "batch": b, "measured_ms": float(np.median(runs[(aid, b)])), "rounds_ms": runs[(aid, b)]}
+            for aid, b in jobs]
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -227,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         paths = {a["id"]: export_arch(a, Path(tmp)) for a in archs}
         print(f"# exported {len(paths)} models ({time.perf_counter() - t0:.0f} s)", flush=True)
         if not args.reuse:
-            rows = measure(archs, paths, args.batch_list, args.repeats, args.seed)
+            rows = measure(archs, paths, args.batch_list, args.repeats, args.seed, args.rounds)
         t_measure = time.perf_counter() - t0
         # costs once per (model, batch) — the fits below re-evaluate the model on these tables only
         fusion = base["fusion"]

@@ -33,7 +33,8 @@ def _print_pareto(rows: list[dict[str, Any]], out: str) -> None:
         costs = ", ".join(
             f"{p}.{k}={_format_metric(m)}" for p, ms in r["metrics"].items() for k, m in ms.items()
         )
-        print(f"  trial {r['trial']:>4}  val_acc={r['val_accuracy']:.4f} test_acc={r['test_accuracy']:.4f}  {costs}")
+        scores = " ".join(f"{k}={v:.4f}" for k, v in r.items() if k.startswith(("val_", "test_")))
+        print(f"  trial {r['trial']:>4}  {scores}  {costs}")
 
 
 def cmd_search(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -11,27 +12,34 @@ from hwnas.errors import CandidateError
 from hwnas.lowering.export import INPUT_NAME
 
 
-def _reader(x: np.ndarray, batch: int = 64):  # type: ignore[no-untyped-def]
-    """An onnxruntime ``CalibrationDataReader`` over mini-batches of training features."""
+def feature_batches(x: np.ndarray, max_samples: int = 512, batch: int = 64) -> list[dict[str, np.ndarray]]:
+    """Calibration feeds for a model whose one input is ``features``."""
+    x = x[:max_samples].astype(np.float32)
+    return [{INPUT_NAME: b} for b in np.array_split(x, max(1, len(x) // batch))]
+
+
+def _reader(feeds: Sequence[dict[str, np.ndarray]]):  # type: ignore[no-untyped-def]
+    """An onnxruntime ``CalibrationDataReader`` over the given input feeds."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._batches = iter(np.array_split(x.astype(np.float32), max(1, len(x) // batch)))
+            self._feeds = iter(feeds)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
-            item = next(self._batches, None)
-            return None if item is None else {INPUT_NAME: item}
+            return next(self._feeds, None)
 
     return Reader()
 
 
-def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, max_samples: int = 512) -> Path:
-    """Write a static int8 QDQ model of ``src`` to ``dst`` (weights int8 per channel, activations int8)."""
+def quantize_int8(src: Path, dst: Path, calibration: np.ndarray | Sequence[dict[str, np.ndarray]]) -> Path:
+    """Write a static int8 QDQ model of ``src`` to ``dst`` (weights int8 per channel, activations int8),
+    calibrated on input feeds, or on a feature matrix for models whose one input is ``features``."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    reader = _reader(calibration[:max_samples])
+    feeds = feature_batches(calibration) if isinstance(calibration, np.ndarray) else list(calibration)
+    reader = _reader(feeds)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             pre = Path(tmp) / "pre.onnx"

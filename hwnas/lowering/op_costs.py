@@ -531,6 +531,22 @@ def _matmul_cost(g: _Graph, node: onnx.NodeProto, name: str, qdq_int8: bool = Tr
     )
 
 
+_QUANT_RUN_OPS = {"QuantizeLinear", "DequantizeLinear"}
+
+
+def _quant_run(g: _Graph, node: onnx.NodeProto) -> int:
+    """Contiguous elements that share one scale: all of them per tensor, the inner dims per axis (1 when the
+    axis is the last one: every neighbour has its own scale)."""
+    shape = g.shape(node.input[0]) or []
+    total = int(np.prod(shape)) if shape else 1
+    scale = g.shape(node.input[1]) if len(node.input) > 1 else None
+    if not shape or not scale or int(np.prod(scale)) <= 1:
+        return total
+    axis = int(_attr(node, "axis", 1)) % len(shape)
+    inner = int(np.prod(shape[axis + 1:])) if axis + 1 < len(shape) else 1
+    return inner * int(_attr(node, "block_size", 0) or 1)
+
+
 def _elementwise_cost(g: _Graph, node: onnx.NodeProto, name: str) -> OpCost:
     op = node.op_type
     outs = [o for o in node.output if o]
@@ -555,11 +571,14 @@ def _elementwise_cost(g: _Graph, node: onnx.NodeProto, name: str) -> OpCost:
         written = sum(g.nbytes(o) for o in outs)
     weight_bytes = sum(g.nbytes(i) for i in node.input if i and i in g.const_names and op not in LAYOUT_OPS)
     dtype = _dtype_of(g.elem_type(node.input[0] if op == "QuantizeLinear" else (outs[0] if outs else "")))
+    dims = {"elements": int(elements)}
+    if op in _QUANT_RUN_OPS:
+        dims["run"] = _quant_run(g, node)
     shape_op = op in ("Shape", "Size") or bool(outs) and elements <= 64 and all(
         g.elem_type(o) in (TensorProto.INT64, TensorProto.INT32) for o in outs)
     return OpCost(
         name, op, 0.0, float(flops), float(read), float(written), float(weight_bytes), dtype, 0.0, False,
-        {"elements": int(elements)}, tuple(node.input), tuple(node.output),
+        dims, tuple(node.input), tuple(node.output),
         all(i in g.const_names for i in node.input if i), shape_op, notes,
     )
 

@@ -22,3 +22,77 @@ def fake_quant(w: torch.Tensor, bits: int | None) -> torch.Tensor:
     if bits is None:
         return w
     return w + (quantize_weight(w, bits) - w).detach()
+
+
+# --- deployment precision modes (fp32 / fp16 / int8 / int4 weight-only, ternary, binary) -------------------------
+#
+# Weights are [..., in, out]: the reduction axis is -2, an output channel is one column (axis -1).
+
+MODES = ("fp32", "fp16", "int8", "int4", "ternary", "binary")
+
+
+def _ste(w: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value`` in the forward pass, identity gradient w.r.t. ``w`` in the backward pass."""
+    return w + (value - w).detach()
+
+
+def ternary_value(w: torch.Tensor) -> torch.Tensor:
+    """TWN ternary weights: ``{-s, 0, +s}`` with threshold ``0.7·mean|w|`` and ``s`` = mean |w| above it."""
+    a = w.detach().abs()
+    keep = a > 0.7 * a.mean()
+    scale = a[keep].mean() if bool(keep.any()) else a.new_zeros(())
+    return torch.sign(w.detach()) * keep * scale
+
+
+def binary_value(w: torch.Tensor) -> torch.Tensor:
+    """Binary weights ``±mean|w|`` (zeros map to ``+``, so binary weights are never sparse)."""
+    scale = w.detach().abs().mean()
+    return torch.where(w.detach() >= 0, scale, -scale)
+
+
+def ternary(w: torch.Tensor) -> torch.Tensor:
+    """Ternary weights in the forward pass, identity gradient (straight-through estimator)."""
+    return _ste(w, ternary_value(w))
+
+
+def binary(w: torch.Tensor) -> torch.Tensor:
+    """Binary weights in the forward pass, identity gradient (straight-through estimator)."""
+    return _ste(w, binary_value(w))
+
+
+def channel_quant_value(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Symmetric per-output-channel fixed point: one scale ``max|w[..., :, j]| / (2**(bits-1)-1)`` per column."""
+    qmax = 2 ** (bits - 1) - 1
+    scale = w.detach().abs().amax(dim=-2, keepdim=True).clamp_min(1e-12) / qmax
+    return torch.clamp(torch.round(w.detach() / scale), -qmax, qmax) * scale
+
+
+def quantize_mode(w: torch.Tensor, mode: str | int | None) -> torch.Tensor:
+    """The values ``w`` takes under ``mode`` (plain values, for baking and checks; no gradient path)."""
+    if mode is None or mode == "fp32":
+        return w.detach().clone()
+    if isinstance(mode, int):
+        return quantize_weight(w.detach(), mode)
+    if mode == "fp16":
+        return w.detach().half().float()
+    if mode in ("int8", "int4"):
+        return channel_quant_value(w, 8 if mode == "int8" else 4)
+    if mode == "ternary":
+        return ternary_value(w)
+    if mode == "binary":
+        return binary_value(w)
+    raise ValueError(f"unknown quantisation mode {mode!r}; known: {', '.join(MODES)} or an int bit-width")
+
+
+def fake_quant_mode(w: torch.Tensor, mode: str | int | None) -> torch.Tensor:
+    """Training-time view of ``w`` under ``mode`` (straight-through estimator).
+
+    ``fp32``/None: ``w``; int bits: per-tensor fixed point (:func:`fake_quant`); ``fp16``: round trip through
+    half; ``int8``/``int4``: per-output-channel symmetric weight quantisation (what the ORT deployment applies to
+    the weights; the int4 deployment uses finer 32-row blocks, so training sees a slightly coarser grid);
+    ``ternary``/``binary``: TWN ternary / sign·mean|w|."""
+    if mode is None or mode == "fp32":
+        return w
+    if isinstance(mode, int):
+        return fake_quant(w, mode)
+    return _ste(w, quantize_mode(w, mode))

@@ -13,7 +13,7 @@ For every operator of the graph (:func:`hwnas.lowering.op_costs.graph_costs`)::
 ``x`` bytes, else ``memory_gbps``. Weights are re-read by every inference, so their level is set by all the
 weights of the model together (the working set between two inferences); an operator's activations by their own
 size. A dtype missing from ``peak_gflops`` falls back to the next wider one (int4 → int8 → fp16 → fp32,
-bf16 → fp16). A weight in the 2:4 pattern runs ``sparse_2_4_speedup`` × faster and is stored compressed (half
+bf16 → fp32). A weight in the 2:4 pattern runs ``sparse_2_4_speedup`` × faster and is stored compressed (half
 the values + 2 bits of index per kept value) only for ``sparse_2_4_dtypes``; unstructured zeros give nothing
 unless ``unstructured_sparsity_speedup`` (a cap) is set: then compute shrinks by ``min(cap, 1/(1-sparsity))``.
 
@@ -45,11 +45,11 @@ from hwnas.profiles.registry import register_kind
 
 MODEL_NAME = "roofline-ops-v1"
 #: A dtype without a peak of its own runs at the peak of the next wider one.
-DTYPE_FALLBACK = {"int4": "int8", "int8": "fp16", "bf16": "fp16", "fp16": "fp32"}
+DTYPE_FALLBACK = {"int4": "int8", "int8": "fp16", "bf16": "fp32", "fp16": "fp32"}
 #: Operator classes; ``op_overhead_us`` takes an op type, a class or ``default``.
 CLASSES = ("matmul", "elementwise", "quant", "copy", "layout", "shape")
 FUSIONS = ("none", "epilogue", "onnxruntime")
-EFFICIENCY_KEYS = ("matmul", "m_half", "n_half", "k_half", "elementwise", "quant")
+EFFICIENCY_KEYS = ("matmul", "m_half", "n_half", "k_half", "elementwise", "quant", "run_half")
 _QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 _BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8, "int4": 4}
 
@@ -119,6 +119,7 @@ class _Table:
     m: np.ndarray
     n: np.ndarray
     k: np.ndarray
+    run: np.ndarray
     weight_bytes: np.ndarray
     act_bytes: np.ndarray
     sparse_2_4: np.ndarray
@@ -143,7 +144,7 @@ def _codes(values: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
 
 
 def build_table(cost_lists: Sequence[Sequence[OpCost]], fusion: str) -> _Table:
-    rows: dict[str, list[Any]] = {k: [] for k in ("sample", "op_type", "cls", "dtype", "flops", "m", "n", "k",
+    rows: dict[str, list[Any]] = {k: [] for k in ("sample", "op_type", "cls", "dtype", "flops", "m", "n", "k", "run",
                                                     "weight_bytes", "act_bytes", "sparse_2_4", "sparsity")}
     folded_all, fused_all, ws = [], [], []
     for s, costs in enumerate(cost_lists):
@@ -161,6 +162,7 @@ def build_table(cost_lists: Sequence[Sequence[OpCost]], fusion: str) -> _Table:
             rows["m"].append(d.get("m", 1))
             rows["n"].append(d.get("n", 1))
             rows["k"].append(d.get("k", 1))
+            rows["run"].append(d.get("run", d.get("elements", 1)))
             rows["weight_bytes"].append(c.weight_bytes)
             rows["act_bytes"].append(max(0.0, c.bytes_read + c.bytes_written - c.weight_bytes))
             rows["sparse_2_4"].append(c.sparse_2_4)
@@ -168,7 +170,7 @@ def build_table(cost_lists: Sequence[Sequence[OpCost]], fusion: str) -> _Table:
     arr = {k: np.asarray(v, dtype=float) for k, v in rows.items() if k not in ("op_type", "cls", "dtype")}
     return _Table(
         arr["sample"].astype(int), rows["op_type"], rows["cls"], rows["dtype"], arr["flops"], arr["m"], arr["n"],
-        arr["k"], arr["weight_bytes"], arr["act_bytes"], arr["sparse_2_4"].astype(bool), arr["sparsity"],
+        arr["k"], arr["run"], arr["weight_bytes"], arr["act_bytes"], arr["sparse_2_4"].astype(bool), arr["sparsity"],
         np.concatenate(folded_all) if folded_all else np.zeros(0, bool),
         np.concatenate(fused_all) if fused_all else np.zeros(0, bool),
         np.asarray(ws, dtype=float), len(cost_lists),
@@ -229,7 +231,7 @@ def evaluate(table: _Table, params: Mapping[str, Any]) -> OpTimes:
         return x / (x + max(float(half), 0.0))
 
     e = np.where(mm, float(eff["matmul"]) * sat(table.m, eff["m_half"]) * sat(table.n, eff["n_half"])
-                 * sat(table.k, eff["k_half"]), np.where(table.is_quant, float(eff["quant"]), float(eff["elementwise"])))
+                 * sat(table.k, eff["k_half"]), np.where(table.is_quant, float(eff["quant"]) * sat(table.run, eff["run_half"]), float(eff["elementwise"])))
     speed = np.ones(len(table.cls))
     wbytes = table.weight_bytes.copy()
     s24 = float(params["sparse_2_4_speedup"])
@@ -310,7 +312,7 @@ def default_free(table: _Table, params: Mapping[str, Any]) -> list[str]:
     free += [f"peak_gflops.{d}" for d in DTYPES if d in dts]
     free += ["efficiency.m_half", "efficiency.n_half", "efficiency.k_half", "efficiency.elementwise"]
     if any(table.is_quant & live):
-        free.append("efficiency.quant")
+        free += ["efficiency.quant", "efficiency.run_half"]
     levels = list(params["cache_bytes"]) + [math.inf]
     used = set()
     ws = table.model_weight_bytes[table.sample]
@@ -422,7 +424,7 @@ class AnalyticalProfile(Profile):
         "fusion": "none",
         "peak_gflops": {"fp32": 100.0},
         "efficiency": {"matmul": 1.0, "m_half": 0.0, "n_half": 0.0, "k_half": 0.0, "elementwise": 0.25,
-                       "quant": 0.25},
+                       "quant": 0.25, "run_half": 0.0},
         "memory_gbps": 50.0,
         "cache_bytes": [],
         "cache_gbps": [],

@@ -180,21 +180,22 @@ class PredictorProfile(Profile):
         if not path.is_absolute() and self.path is not None:
             path = Path(self.path).resolve().parent / path
         merged["model_file"] = str(path)
+        try:
+            self._model = LatencyModel.load(path)
+        except ProfileError as exc:
+            raise ProfileError(f"profile '{self.name}': {exc}") from None
+        self._model_digest = file_digest(path)
         return merged
 
     def model(self) -> LatencyModel:
-        try:
-            return LatencyModel.load(Path(self.params["model_file"]))
-        except ProfileError as exc:
-            raise ProfileError(f"profile '{self.name}': {exc}") from None
+        """The fitted model (read when the profile was built)."""
+        return self._model
 
     def profile(self, onnx_path: Path) -> ProfileResult:
         try:
-            key = (file_digest(onnx_path), repr(sorted(self.params.items())))
+            key = (file_digest(onnx_path), repr((self._model_digest, sorted(self.params.items()))))
         except OSError as exc:
             raise ProfileError(f"profile '{self.name}': cannot read {onnx_path}: {exc}") from None
-        model_file = Path(self.params["model_file"])
-        key = (key[0], key[1] + (file_digest(model_file) if model_file.is_file() else ""))
         if key not in self._cache:
             self._cache[key] = ProfileResult(self.name, {"latency_ms": self._predict(onnx_path)})
         return self._cache[key]
@@ -203,15 +204,20 @@ class PredictorProfile(Profile):
         model = self.model()
         batch = self.params["batch_size"]
         try:
-            value = model.predict(onnx_path, batch)
+            ops = kernel_ops(onnx_path, batch)
         except ProfileError as exc:
             raise ProfileError(f"profile '{self.name}': {onnx_path}: {exc}") from None
-        trained = model.training.get("batch_sizes") or []
-        details = {
+        value = model.predict_features(graph_features(ops))
+        details: dict[str, Any] = {
             "model": model.describe(), "model_file": self.params["model_file"],
             "validation_error": model.validation, "batch_size": batch,
             "measured_on": self.params["measured_on"] or model.training.get("measured_on", ""),
         }
+        trained = model.training.get("batch_sizes") or []
         if trained and not min(trained) <= batch <= max(trained):
             details["extrapolated"] = f"batch_size {batch} is outside the calibrated {min(trained)}-{max(trained)}"
+        seen = model.training.get("classes_seen")
+        unseen = sorted({kernel_class(op) for op in ops} - set(seen)) if seen is not None else []
+        if unseen:
+            details["unseen_kernel_classes"] = unseen  # costed at zero: calibrate with models that have them
         return Metric("latency_ms", float(value), "ms", "predicted", details)

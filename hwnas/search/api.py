@@ -21,6 +21,7 @@ from hwnas.search.pareto import pareto_trials
 from hwnas.search.runner import STOP, Progress, TrialRunner, artifact_store, run_trials
 from hwnas.search.study import default_storage, evaluated_trials, make_sampler, open_storage, open_study
 from hwnas.space import SearchSpace, load_space
+from hwnas.train.tasks import ClassificationTask
 
 
 @dataclass
@@ -102,7 +103,8 @@ def search(
     if not profs:
         raise ConfigError("choose at least one hardware profile (--profile)")
     _check_compatible(sp, profs)
-    objs = parse_objectives([o for o in objectives if o != ACCURACY], profs)
+    task = ClassificationTask(data)
+    objs = parse_objectives([o for o in objectives if o not in (ACCURACY, task.metric)], profs)
     cons = parse_constraints(constraints, profs)
     smp = make_sampler(sampler, seed, population_size)
 
@@ -112,25 +114,25 @@ def search(
     name = study or f"{sp.name}-{data.name}"
     signature = {
         "hwnas.space": sp.describe(),
-        "hwnas.dataset": data.describe(),
+        "hwnas.dataset": task.describe(),
         "hwnas.profiles": {n: p.describe() | {"file": None} for n, p in profs.items()},
-        "hwnas.objectives": [ACCURACY] + [o.name for o in objs],
+        "hwnas.objectives": [task.metric] + [o.name for o in objs],
         "hwnas.constraints": [c.name for c in cons],
         "hwnas.epochs": epochs,
         "hwnas.seed": seed,
     }
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported by the progress callback
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    st = open_study(open_storage(url), name, smp, [ACCURACY] + [o.name for o in objs], signature)
+    st = open_study(open_storage(url), name, smp, [task.metric] + [o.name for o in objs], signature, task.direction)
     artifacts = Path(st.user_attrs.get("hwnas.artifacts") or out / "artifacts")
     if "hwnas.artifacts" not in st.user_attrs:
         st.set_user_attr("hwnas.artifacts", str(artifacts.resolve()))
-    evaluator = CandidateEvaluator(data, list(profs.values()), cons, epochs=epochs, seed=seed,
+    evaluator = CandidateEvaluator(task, list(profs.values()), cons, epochs=epochs, seed=seed,
                                    workdir=out / "work", space_name=sp.name, train_threads=train_threads)
     runner = TrialRunner(sp, evaluator, objs, artifact_store(artifacts))
     done = len(evaluated_trials(st))
     bar = Progress(trials, min(done, trials), progress)
-    bar.announce(objs, list(profs.values()))
+    bar.announce(task.metric, task.direction, objs, list(profs.values()))
     complete = True
     try:
         if done < trials:

@@ -11,22 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-import numpy as np
 import onnx
-import torch
 
 from hwnas import __version__
-from hwnas.data import Dataset
 from hwnas.errors import CandidateError, ConfigError, ProfileError
-from hwnas.lowering.export import export_onnx, set_metadata
+from hwnas.lowering.export import set_metadata
 from hwnas.lowering.int8 import quantize_int8
-from hwnas.lowering.runtime import onnx_accuracy, predict_scores
-from hwnas.models import build_model
-from hwnas.models.preprocess import InputStats
 from hwnas.profiles import FixedPoint, Profile, ProfileResult
 from hwnas.search.objectives import Constraint, violations
 from hwnas.space import ArchConfig
-from hwnas.train import TrainSettings, seed_everything, train
+from hwnas.train import TrainSettings, seed_everything
+from hwnas.train.tasks import Task
 
 #: fp32 exports must reproduce the torch model to this tolerance (max abs difference of class scores).
 PARITY_TOLERANCE = 1e-4
@@ -56,9 +51,9 @@ class CandidateResult:
     costs: dict[str, ProfileResult]
     violations: dict[str, float]
     trained: bool
-    val_accuracy: float | None = None
-    test_accuracy: float | None = None
-    torch_val_accuracy: float | None = None
+    val_score: float | None = None  # the task's metric (e.g. accuracy) of the exported model
+    test_score: float | None = None
+    torch_val_score: float | None = None
     onnx_max_abs_diff: float | None = None
     onnx_path: Path | None = None
     graph_sha256: str | None = None
@@ -88,11 +83,11 @@ def graph_digest(path: Path) -> str:
 
 
 class CandidateEvaluator:
-    """Evaluates configs on one dataset with fixed profiles, constraints and training budget."""
+    """Evaluates configs of one task with fixed profiles, constraints and training budget."""
 
     def __init__(
         self,
-        data: Dataset,
+        task: Task,
         profiles: Sequence[Profile],
         constraints: Sequence[Constraint],
         *,
@@ -102,7 +97,7 @@ class CandidateEvaluator:
         space_name: str,
         train_threads: int = 1,
     ) -> None:
-        self.data = data
+        self.task = task
         self.profiles = list(profiles)
         self.constraints = list(constraints)
         self.epochs = epochs
@@ -111,18 +106,17 @@ class CandidateEvaluator:
         self.space_name = space_name
         self.train_threads = train_threads
         self.fixed_point = fixed_point_of(self.profiles)
-        self.stats = InputStats.of(data.X_train)
         workdir.mkdir(parents=True, exist_ok=True)
 
     def _metadata(self, config: ArchConfig, seed: int, model: Any) -> dict[str, Any]:
         meta: dict[str, Any] = {
             "hwnas.version": __version__,
             "hwnas.arch": config.to_dict(),
-            "hwnas.dataset": self.data.describe(),
+            "hwnas.dataset": self.task.describe(),
             "hwnas.space": self.space_name,
             "hwnas.seed": seed,
         }
-        fp = model.fixed_point()
+        fp = model.fixed_point() if hasattr(model, "fixed_point") else None
         if fp:
             meta["hwnas.fixed_point"] = fp
         return meta
@@ -130,24 +124,24 @@ class CandidateEvaluator:
     def _build(self, config: ArchConfig, seed: int) -> Any:
         seed_everything(seed)
         try:
-            return build_model(
-                config, n_features=self.data.n_features, n_classes=self.data.n_classes,
-                stats=self.stats, fixed_point=self.fixed_point,
-            )
+            return self.task.build(config, self.fixed_point)
         except (ValueError, TypeError) as exc:
             raise CandidateError(f"cannot build {config.to_dict()['values']}: {exc}") from exc
 
     def _lower(self, model: Any, config: ArchConfig, seed: int, path: Path) -> Path:
-        model.bake()
-        export_onnx(model, self.data.n_features, path, self._metadata(config, seed, model))
-        if config.get("quant", "fp32") == "int8":
+        if hasattr(model, "bake"):
+            model.bake()
+        meta = self._metadata(config, seed, model)
+        self.task.export(model, path, meta)
+        quant = config.get("quant", "fp32")
+        if quant == "int8":
             fp32 = path.with_suffix(".fp32.onnx")
             path.replace(fp32)
-            quantize_int8(fp32, path, self.data.X_train)
-            set_metadata(path, self._metadata(config, seed, model))
+            quantize_int8(fp32, path, self.task.calibration_feeds())
+            set_metadata(path, meta)
             fp32.unlink()
-        elif config.get("quant", "fp32") != "fp32":
-            raise CandidateError(f"quantisation {config['quant']!r} is not supported by this model (fp32, int8)")
+        elif quant != "fp32":
+            raise CandidateError(f"quantisation {quant!r} is not supported by this model (fp32, int8)")
         return path
 
     def _profile(self, path: Path) -> dict[str, ProfileResult]:
@@ -185,7 +179,6 @@ class CandidateEvaluator:
             broken = violations(self.constraints, costs)
             if any(v > 0 for v in broken.values()):
                 return CandidateResult(config, seed, costs, broken, trained=False)
-        d = self.data
         with timings.phase("train"):
             settings = TrainSettings(
                 epochs=self.epochs, seed=seed,
@@ -194,35 +187,31 @@ class CandidateEvaluator:
                 weight_decay=float(config.get("weight_decay", TrainSettings.weight_decay)),
                 threads=self.train_threads,
             )
-            trained = train(model, d.X_train, d.y_train, d.X_val, d.y_val, settings)
+            torch_val, epochs_run = self.task.train(model, settings)
         path = self.workdir / f"{name}.onnx"
         with timings.phase("export"):
             self._lower(model, config, seed, path)
-            val = onnx_accuracy(path, d.X_val, d.y_val)
-            test = onnx_accuracy(path, d.X_test, d.y_test)
+            val = self.task.quality(path, "val")
+            test = self.task.quality(path, "test")
             diff = self._parity(model, path) if config.get("quant", "fp32") == "fp32" else None
         with timings.phase("profile"):
             costs = self._profile(path)
         return CandidateResult(
             config, seed, costs, violations(self.constraints, costs), trained=True,
-            val_accuracy=val, test_accuracy=test, torch_val_accuracy=trained.val_accuracy,
-            onnx_max_abs_diff=diff, onnx_path=path, graph_sha256=graph_digest(path), epochs_run=trained.epochs_run,
+            val_score=val, test_score=test, torch_val_score=torch_val,
+            onnx_max_abs_diff=diff, onnx_path=path, graph_sha256=graph_digest(path), epochs_run=epochs_run,
         )
 
     def _parity(self, model: Any, path: Path) -> float:
-        x = self.data.X_val
-        model.eval()
-        with torch.no_grad():
-            ref = model(torch.as_tensor(x, dtype=torch.float32)).numpy()
-        diff = float(np.abs(predict_scores(path, x) - ref).max())
+        diff = self.task.parity(model, path)
         if not diff <= PARITY_TOLERANCE:
             raise CandidateError(f"exported ONNX differs from the torch model by {diff:.3g} (> {PARITY_TOLERANCE})")
         return diff
 
 
-def accuracy_values(result: CandidateResult) -> float:
-    """The accuracy objective: validation accuracy of the exported model; 0 for untrained (screened) ones."""
-    return result.val_accuracy if result.val_accuracy is not None else 0.0
+def quality_value(result: CandidateResult, task: Task) -> float:
+    """The quality objective: validation score of the exported model; the task's worst for untrained ones."""
+    return result.val_score if result.val_score is not None else task.untrained_value
 
 
 def cost_values(result: CandidateResult, objectives: Sequence[Any]) -> list[float]:

@@ -24,11 +24,13 @@ def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return out
 
 
-def loss_points(trials: Sequence[optuna.trial.FrozenTrial]) -> np.ndarray:
-    """Objective vectors as losses to minimise: (1 - accuracy, cost_1, cost_2, ...)."""
+def loss_points(trials: Sequence[optuna.trial.FrozenTrial], maximize_first: bool = True) -> np.ndarray:
+    """Objective vectors as losses to minimise: (1 - accuracy, cost_1, ...), or (perplexity, cost_1, ...)
+    when the quality objective is minimised already."""
     if not trials:
         return np.zeros((0, 0))
-    return np.array([[1.0 - t.values[0], *t.values[1:]] for t in trials], dtype=float)
+    return np.array([[1.0 - t.values[0] if maximize_first else t.values[0], *t.values[1:]] for t in trials],
+                    dtype=float)
 
 
 def hypervolume(points: np.ndarray, reference: Sequence[float]) -> float:

@@ -26,6 +26,7 @@ def _flat(value: Any) -> Any:
 def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One record per feasible Pareto point: architecture, accuracies, every metric with its provenance."""
     rows = []
+    metric = quality_metric(study)
     for t in pareto_trials(study):
         a = record_of(t)
         arch = dict(t.user_attrs["arch"])
@@ -33,8 +34,8 @@ def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "trial": t.number,
             "arch": {k: v for k, v in arch.items() if k != "key"},
             "arch_key": arch["key"],
-            "val_accuracy": a["val_accuracy"],
-            "test_accuracy": a["test_accuracy"],
+            f"val_{metric}": a[f"val_{metric}"],
+            f"test_{metric}": a[f"test_{metric}"],
             "objectives": dict(zip(study.metric_names or [], t.values)),
             "metrics": a["metrics"],
             "seed": a.get("seed"),
@@ -44,8 +45,14 @@ def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
     return rows
 
 
-def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"trial": row["trial"], "val_accuracy": row["val_accuracy"], "test_accuracy": row["test_accuracy"]}
+def quality_metric(study: optuna.Study) -> str:
+    """The name of the study's quality objective (``accuracy``, ``perplexity``, ...)."""
+    return (study.metric_names or ["accuracy"])[0]
+
+
+def _csv_row(row: dict[str, Any], metric: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"trial": row["trial"], f"val_{metric}": row[f"val_{metric}"],
+                           f"test_{metric}": row[f"test_{metric}"]}
     out.update({f"arch.{k}": _flat(v) for k, v in row["arch"]["values"].items()})
     for profile, metrics in row["metrics"].items():
         for name, m in metrics.items():
@@ -89,7 +96,7 @@ def write_reports(study: optuna.Study, out: Path, artifacts: Path | None = None)
         "pareto": rows,
     }
     (out / "pareto.json").write_text(json.dumps(summary, indent=2, sort_keys=False))
-    flat = [_csv_row(r) for r in rows]
+    flat = [_csv_row(r, quality_metric(study)) for r in rows]
     columns: list[str] = []
     for r in flat:
         columns += [k for k in r if k not in columns]
@@ -110,7 +117,7 @@ def _export_model(study: optuna.Study, row: dict[str, Any], dest: Path, artifact
         raise ConfigError(f"stored ONNX of trial {row['trial']} does not match the profiled graph")
     set_metadata(dest, {
         "hwnas.metrics": {
-            "val_accuracy": row["val_accuracy"], "test_accuracy": row["test_accuracy"],
+            **{k: v for k, v in row.items() if k.startswith(("val_", "test_"))},
             "objectives": row["objectives"], "hardware": row["metrics"],
         },
         "hwnas.trial": row["trial"],

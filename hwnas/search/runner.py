@@ -10,7 +10,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from hwnas.errors import CandidateError
-from hwnas.search.evaluate import CandidateEvaluator, CandidateResult, Timings, accuracy_values, cost_values, metrics_dict
+from hwnas.search.evaluate import CandidateEvaluator, CandidateResult, Timings, cost_values, metrics_dict, quality_value
 from hwnas.search.objectives import Objective
 from hwnas.search.study import RESULT, evaluated_trials, record_of
 from hwnas.space import SearchSpace
@@ -65,28 +65,30 @@ class TrialRunner:
     def _record(self, trial: optuna.Trial, r: CandidateResult) -> tuple[list[float], dict[str, Any]]:
         for name, v in r.violations.items():
             trial.set_constraint(name, v)
+        metric = self.evaluator.task.metric
         record: dict[str, Any] = {
             "status": "ok" if r.trained and r.feasible else "infeasible",
             "trained": r.trained,
             "seed": r.seed,
             "metrics": metrics_dict(r.costs),
             "violations": r.violations,
-            "val_accuracy": r.val_accuracy,
-            "test_accuracy": r.test_accuracy,
-            "torch_val_accuracy": r.torch_val_accuracy,
+            f"val_{metric}": r.val_score,
+            f"test_{metric}": r.test_score,
+            f"torch_val_{metric}": r.torch_val_score,
             "onnx_max_abs_diff": r.onnx_max_abs_diff,
             "graph_sha256": r.graph_sha256,
             "epochs_run": r.epochs_run,
         }
         if not r.trained:
-            record["reason"] = "screened out before training by a hardware constraint; accuracy objective set to 0"
+            record["reason"] = (f"screened out before training by a hardware constraint; {metric} objective set to "
+                                f"{self.evaluator.task.untrained_value}")
         if r.onnx_path is not None:
             record["artifact_id"] = upload_artifact(
                 artifact_store=self.artifacts, file_path=str(r.onnx_path), study_or_trial=trial,
                 mimetype="application/octet-stream",
             )
             r.onnx_path.unlink()
-        return [accuracy_values(r), *cost_values(r, self.objectives)], record
+        return [quality_value(r, self.evaluator.task), *cost_values(r, self.objectives)], record
 
     def _reuse(self, trial: optuna.Trial, number: int) -> list[float]:
         """Copy the results of an identical architecture (same config and seed give the same model)."""
@@ -108,12 +110,12 @@ class Progress:
         self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="trial", dynamic_ncols=True)
         self.skipped = 0
 
-    def announce(self, objectives: Sequence[Objective], profiles: Sequence[Any]) -> None:
+    def announce(self, metric: str, direction: str, objectives: Sequence[Objective], profiles: Sequence[Any]) -> None:
         """Say what is optimised and where each number comes from (measured here, or predicted by what)."""
         if self.bar.disable:
             return
         by_name = {p.name: p for p in profiles}
-        self.bar.write("objectives: accuracy (max, validation split of the exported model)")
+        self.bar.write(f"objectives: {metric} ({direction[:3]}, validation split of the exported model)")
         for o in objectives:
             p = by_name[o.profile]
             origin = "measured here" if p.provenance == "measured" else f"predicted ({p.kind} model)"
@@ -132,8 +134,9 @@ class Progress:
             return
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         ok = [t for t in trials if record_of(t).get("status") == "ok"]
-        best = max((t.values[0] for t in ok), default=float("nan"))
-        self.bar.set_postfix(feasible=len(ok), pareto=len(pareto(study)), best_acc=f"{best:.4f}",
+        pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
+        best = pick((t.values[0] for t in ok), default=float("nan"))
+        self.bar.set_postfix(feasible=len(ok), pareto=len(pareto(study)), best=f"{best:.4f}",
                              skipped=self.skipped, refresh=False)
         self.bar.update(1)
 

@@ -72,9 +72,12 @@ def open_study(
     sampler: optuna.samplers.BaseSampler,
     metric_names: list[str],
     signature: Mapping[str, Any],
+    quality_direction: str = "maximize",
 ) -> optuna.Study:
-    """Create the study, or load it to resume — refusing one that was created for a different search."""
-    directions = ["maximize"] + ["minimize"] * (len(metric_names) - 1)
+    """Create the study, or load it to resume — refusing one that was created for a different search.
+
+    The first objective is the task's quality (``quality_direction``); the others are costs to minimise."""
+    directions = [quality_direction] + ["minimize"] * (len(metric_names) - 1)
     study = optuna.create_study(
         storage=storage, study_name=name, sampler=sampler, directions=directions, load_if_exists=True
     )
