@@ -72,7 +72,7 @@ def test_op_costs_exact_on_hand_built_graph() -> None:
     assert mm0.bytes_read == 4 * (3 * 8 + 8 * 4) and mm0.bytes_written == 4 * 3 * 4
     assert mm0.weight_bytes == 4 * 8 * 4 and mm0.dtype == "fp32"
     assert (mm1.macs, mm1.weight_bytes) == (3 * 4 * 2, 4 * 4 * 2)
-    assert add0.macs == 0 and add0.flops == 12 and add0.dims == {"elements": 12}
+    assert add0.macs == 0 and add0.flops == 12 and add0.dims == {"elements": 12, "run": 4}  # bias: rows of 4
     assert add0.bytes_read == 4 * (12 + 4) and add0.weight_bytes == 16
 
 
@@ -111,7 +111,7 @@ def test_unknown_op_is_generic_elementwise() -> None:
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 6])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     (c,) = graph_costs(model, batch_size=2)
-    assert c.flops == 12 and "unknown op type" in c.notes
+    assert c.flops == 12 and c.bytes_written == 48 and "unknown op type" in c.notes
 
 
 def _qdq_model() -> onnx.ModelProto:
@@ -274,5 +274,5 @@ def test_gpu_profiles_know_their_tensor_cores() -> None:
     for name, sparse in (("gpu-h100", 2.0), ("gpu-a100", 2.0), ("gpu-rtx4090", 2.0), ("gpu-t4", 1.0)):
         p = get_profile(name).params
         assert p["sparse_2_4_speedup"] == sparse and not p["unstructured_sparsity_speedup"]
-        assert p["peak_gflops"]["fp16"] > 4 * p["peak_gflops"]["fp32"]
+        assert p["peak_gflops"]["fp16"] >= 2 * p["peak_gflops"]["fp32"]  # tensor cores
         assert p["measure_with"]["params"]["provider"] == "CUDAExecutionProvider"

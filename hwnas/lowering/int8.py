@@ -32,9 +32,11 @@ def _reader(feeds: Sequence[dict[str, np.ndarray]]):  # type: ignore[no-untyped-
     return Reader()
 
 
-def quantize_int8(src: Path, dst: Path, calibration: np.ndarray | Sequence[dict[str, np.ndarray]]) -> Path:
+def quantize_int8(src: Path, dst: Path, calibration: np.ndarray | Sequence[dict[str, np.ndarray]],
+                  nodes: Sequence[str] | None = None) -> Path:
     """Write a static int8 QDQ model of ``src`` to ``dst`` (weights int8 per channel, activations int8),
-    calibrated on input feeds, or on a feature matrix for models whose one input is ``features``."""
+    calibrated on input feeds, or on a feature matrix for models whose one input is ``features``. With
+    ``nodes``, only those MatMul/Gemm nodes are quantised (per-layer mixed precision)."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -43,10 +45,12 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray | Sequence[dict[
     try:
         with tempfile.TemporaryDirectory() as tmp:
             pre = Path(tmp) / "pre.onnx"
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            # ORT's pre-optimisation fuses and renames nodes: keep the names when quantising chosen nodes only.
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True, skip_optimization=nodes is not None)
             quantize_static(
                 str(pre), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
+                nodes_to_quantize=list(nodes) if nodes is not None else None,
                 extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
             )
     except Exception as exc:

@@ -131,6 +131,10 @@ def _dims(vi: onnx.ValueInfoProto) -> list[int | str | None]:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in vi.type.tensor_type.shape.dim]
 
 
+def _static(vi: onnx.ValueInfoProto) -> bool:
+    return vi.type.tensor_type.HasField("shape") and all(isinstance(d, int) and d > 0 for d in _dims(vi))
+
+
 def _weight_inputs(model: onnx.ModelProto) -> set[str]:
     """Graph inputs used as the B operand of a MatMul-like op: weights supplied at run time."""
     inits = {t.name for t in model.graph.initializer} | {s.values.name for s in model.graph.sparse_initializer}
@@ -227,8 +231,10 @@ class _Graph:
         for sp in g.sparse_initializer:
             self.init[sp.values.name] = _sparse_to_dense(sp)
         self.info: dict[str, onnx.ValueInfoProto] = {}
-        for vi in [*g.input, *g.value_info, *g.output]:
-            self.info[vi.name] = vi
+        for vi in [*g.output, *g.input, *g.value_info]:  # a static shape wins over a symbolic declaration
+            known = self.info.get(vi.name)
+            if known is None or not _static(known) or _static(vi):
+                self.info[vi.name] = vi
         self.producer = {o: n for n in self.nodes for o in n.output}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
         for n in self.nodes:
@@ -523,9 +529,10 @@ def _matmul_cost(g: _Graph, node: onnx.NodeProto, name: str, qdq_int8: bool = Tr
         bytes_read += g.nbytes(bias)
         if bias in g.const_names:
             weight_bytes += g.nbytes(bias)
+    dims = {"batch": batch, "m": m, "k": k, "n": n}
     return OpCost(
         name, node.op_type, macs, flops, float(bytes_read), float(g.nbytes(node.output[0])), float(weight_bytes),
-        dtype, sparsity, two_four, {"batch": batch, "m": m, "k": k, "n": n},
+        dtype, sparsity, two_four, dims,
         tuple(node.input), tuple(node.output), all(i in g.const_names for i in node.input if i), False,
         "; ".join(notes),
     )
@@ -545,6 +552,26 @@ def _quant_run(g: _Graph, node: onnx.NodeProto) -> int:
     axis = int(_attr(node, "axis", 1)) % len(shape)
     inner = int(np.prod(shape[axis + 1:])) if axis + 1 < len(shape) else 1
     return inner * int(_attr(node, "block_size", 0) or 1)
+
+
+def _broadcast_run(g: _Graph, node: onnx.NodeProto, out: str) -> int:
+    """Contiguous output elements over which every operand keeps one access pattern (all its elements, or one
+    repeated value): ``x[256, 11] - mean[11]`` runs 11 at a time, ``x + scalar`` or equal shapes run through."""
+    shape = g.shape(out)
+    if not shape:
+        return max(g.elements(out), 1)
+    ins = [g.shape(i) for i in node.input if i]
+    ins = [s for s in ins if s is not None and int(np.prod(s)) > 1]  # scalars broadcast for free
+    patterns = []
+    for axis in range(1, len(shape) + 1):
+        dims = [(s[-axis] if axis <= len(s) else 1) for s in ins]
+        patterns.append(tuple(d == shape[-axis] or shape[-axis] == 1 for d in dims))
+    run = 1
+    for axis, pattern in enumerate(patterns, start=1):
+        if pattern != patterns[0]:
+            break
+        run *= shape[-axis]
+    return max(run, 1)
 
 
 def _elementwise_cost(g: _Graph, node: onnx.NodeProto, name: str) -> OpCost:
@@ -574,6 +601,8 @@ def _elementwise_cost(g: _Graph, node: onnx.NodeProto, name: str) -> OpCost:
     dims = {"elements": int(elements)}
     if op in _QUANT_RUN_OPS:
         dims["run"] = _quant_run(g, node)
+    elif flops and len([i for i in node.input if i]) > 1:
+        dims["run"] = _broadcast_run(g, node, outs[0] if outs else "")
     shape_op = op in ("Shape", "Size") or bool(outs) and elements <= 64 and all(
         g.elem_type(o) in (TensorProto.INT64, TensorProto.INT32) for o in outs)
     return OpCost(

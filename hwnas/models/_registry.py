@@ -51,7 +51,16 @@ def get_model_spec(name: str) -> ModelSpec:
 register_model(
     "mlp",
     "hwnas.models.mlp:build_mlp",
-    {"depth", "width", "activation", "ffn", "rank", "blocks", "quant", "weight_bits", "input_bits", "dropout"},
-    "MLP classifier on tabular features: dense / low-rank / block-diagonal hidden layers, optional "
-    "fixed-point weights and inputs, optional int8 (ONNX Runtime QDQ) deployment",
+    {"depth", "width", "activation", "ffn", "rank", "blocks", "expansion", "experts", "top_k", "quant",
+     "weight_bits", "input_bits", "dropout", "sparsity_kind", "sparsity", "sparsity_block", "sparsity_scope"},
+    "MLP classifier on tabular features: dense / low-rank / block-diagonal / GLU / MoE hidden layers, "
+    "per-layer precision (fp32, fp16, int8, int4, ternary, binary, k-bit fixed point), gradual pruning",
+)
+register_model(
+    "transformer",
+    "hwnas.models.transformer:build_transformer",
+    {"depth", "d_model", "heads", "ffn", "expansion", "rank", "blocks", "experts", "top_k", "weight_bits",
+     "quant", "activation", "dropout", "sparsity_kind", "sparsity", "sparsity_block", "sparsity_scope"},
+    "Tiny Transformer (causal LM on text, or sequence classifier): attention + FFN blocks whose FFN "
+    "structure, precision and sparsity are searched per block",
 )

@@ -78,7 +78,9 @@ class GLU(ModeQuant):
     """Gated linear unit ``(act(x @ W_gate) * (x @ W_up)) @ W_down + b``; act = SiLU (swiglu), GELU (geglu) or
     sigmoid (glu). Weights W_gate, W_up [d_in, hidden] and W_down [hidden, d_out], in that (graph) order."""
 
-    def __init__(self, d_in: int, d_out: int, hidden: int, variant: str = "swiglu", bits: int | str | None = None) -> None:
+    def __init__(
+        self, d_in: int, d_out: int, hidden: int, variant: str = "swiglu", bits: int | str | None = None
+    ) -> None:
         super().__init__()
         if variant not in _GLU_ACTS:
             raise ValueError(f"unknown GLU variant {variant!r}; known: {', '.join(_GLU_ACTS)}")
@@ -118,7 +120,9 @@ class MixtureOfExperts(ModeQuant):
     Weights in graph order: W_r, then W1_e, W2_e for e = 0..experts-1.
     """
 
-    def __init__(self, d_in: int, d_out: int, hidden: int, experts: int, top_k: int, bits: int | str | None = None) -> None:
+    def __init__(
+        self, d_in: int, d_out: int, hidden: int, experts: int, top_k: int, bits: int | str | None = None
+    ) -> None:
         super().__init__()
         if not 1 <= top_k <= experts:
             raise ValueError(f"MoE needs 1 <= top_k <= experts, got top_k={top_k}, experts={experts}")

@@ -67,6 +67,22 @@ def channel_quant_value(w: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.clamp(torch.round(w.detach() / scale), -qmax, qmax) * scale
 
 
+INT4_BLOCK = 32  # rows per block of the int4 deployment (lowering.int4.quantize_int4's default block_size)
+
+
+def int4_block_value(w: torch.Tensor, block: int = INT4_BLOCK) -> torch.Tensor:
+    """ORT ``MatMulNBits`` symmetric int4 grid: per output column and per ``block`` consecutive rows of the
+    reduction axis, ``scale = v / -8`` with ``v`` the entry of largest magnitude, ``q = clamp(round(w / scale),
+    -8, 7)`` (so ``v`` itself is exact). Baked weights on this grid go through ``quantize_int4`` unchanged."""
+    a = w.detach().transpose(-2, -1)  # [..., out, in]: blocks run along the last axis
+    k = a.shape[-1]
+    g = torch.nn.functional.pad(a, (0, (-k) % block)).reshape(*a.shape[:-1], -1, block)
+    scale = g.gather(-1, g.abs().argmax(-1, keepdim=True)) / -8
+    scale = torch.where(scale == 0, torch.ones_like(scale), scale)
+    q = torch.clamp(torch.round(g / scale), -8, 7) * scale
+    return q.reshape(*a.shape[:-1], -1)[..., :k].transpose(-2, -1).contiguous()
+
+
 def quantize_mode(w: torch.Tensor, mode: str | int | None) -> torch.Tensor:
     """The values ``w`` takes under ``mode`` (plain values, for baking and checks; no gradient path)."""
     if mode is None or mode == "fp32":
@@ -75,8 +91,10 @@ def quantize_mode(w: torch.Tensor, mode: str | int | None) -> torch.Tensor:
         return quantize_weight(w.detach(), mode)
     if mode == "fp16":
         return w.detach().half().float()
-    if mode in ("int8", "int4"):
-        return channel_quant_value(w, 8 if mode == "int8" else 4)
+    if mode == "int8":
+        return channel_quant_value(w, 8)
+    if mode == "int4":
+        return int4_block_value(w)
     if mode == "ternary":
         return ternary_value(w)
     if mode == "binary":
@@ -88,8 +106,9 @@ def fake_quant_mode(w: torch.Tensor, mode: str | int | None) -> torch.Tensor:
     """Training-time view of ``w`` under ``mode`` (straight-through estimator).
 
     ``fp32``/None: ``w``; int bits: per-tensor fixed point (:func:`fake_quant`); ``fp16``: round trip through
-    half; ``int8``/``int4``: per-output-channel symmetric weight quantisation (what the ORT deployment applies to
-    the weights; the int4 deployment uses finer 32-row blocks, so training sees a slightly coarser grid);
+    half; ``int8``: per-output-channel symmetric [-127, 127] (the weight grid of ``lowering.int8``'s per-channel
+    QDQ; activations are quantised there too, not here); ``int4``: weight-only, the block-wise grid of ORT's
+    ``MatMulNBits`` (:func:`int4_block_value`, what ``lowering.int4`` deploys);
     ``ternary``/``binary``: TWN ternary / sign·mean|w|."""
     if mode is None or mode == "fp32":
         return w

@@ -47,9 +47,9 @@ MODEL_NAME = "roofline-ops-v1"
 #: A dtype without a peak of its own runs at the peak of the next wider one.
 DTYPE_FALLBACK = {"int4": "int8", "int8": "fp16", "bf16": "fp32", "fp16": "fp32"}
 #: Operator classes; ``op_overhead_us`` takes an op type, a class or ``default``.
-CLASSES = ("matmul", "elementwise", "quant", "copy", "layout", "shape")
+CLASSES = ("matmul", "qmatmul", "elementwise", "quant", "copy", "layout", "shape")
 FUSIONS = ("none", "epilogue", "onnxruntime")
-EFFICIENCY_KEYS = ("matmul", "m_half", "n_half", "k_half", "elementwise", "quant", "run_half")
+EFFICIENCY_KEYS = ("matmul", "m_half", "n_half", "k_half", "elementwise", "run_half", "quant", "quant_run_half")
 _QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 _BITS = {"fp32": 32, "fp16": 16, "bf16": 16, "int8": 8, "int4": 4}
 
@@ -59,7 +59,7 @@ Sample = tuple[Any, int, float]  # (ONNX path or ModelProto, batch size, measure
 def op_class(cost: OpCost) -> str:
     """The class of an operator (for overheads and efficiencies)."""
     if cost.macs > 0:
-        return "matmul"
+        return "qmatmul" if cost.dtype in ("int8", "int4") else "matmul"
     if cost.shape_op:
         return "shape"
     if cost.op_type in _QUANT_OPS:
@@ -88,7 +88,7 @@ def _fusion_flags(costs: Sequence[OpCost], fusion: str) -> tuple[np.ndarray, np.
         for name in c.inputs:
             consumers.setdefault(name, []).append(i)
     classes = [op_class(c) for c in costs]
-    in_group = np.array([cl == "matmul" for cl in classes], dtype=bool)
+    in_group = np.array([cl in ("matmul", "qmatmul") for cl in classes], dtype=bool)
     for i, c in enumerate(costs):  # epilogues: a chain of single-consumer ops after a MatMul/Gemm
         if classes[i] not in ("elementwise", "quant", "layout") or folded[i] or not c.inputs:
             continue
@@ -99,7 +99,7 @@ def _fusion_flags(costs: Sequence[OpCost], fusion: str) -> tuple[np.ndarray, np.
         if classes[i] != "quant" or folded[i] or fused[i]:
             continue
         users = [u for o in costs[i].outputs for u in consumers.get(o, [])]
-        if users and all(classes[u] == "matmul" or (fused[u] and classes[u] == "quant") for u in users):
+        if users and all(classes[u] in ("matmul", "qmatmul") or (fused[u] and classes[u] == "quant") for u in users):
             fused[i] = True
     return folded, fused
 
@@ -130,7 +130,7 @@ class _Table:
     n_samples: int
 
     def __post_init__(self) -> None:
-        self.is_matmul = np.array([c == "matmul" for c in self.cls], dtype=bool)
+        self.is_matmul = np.array([c in ("matmul", "qmatmul") for c in self.cls], dtype=bool)
         self.is_quant = np.array([c == "quant" for c in self.cls], dtype=bool)
         self.dtypes, self.dtype_idx = _codes(self.dtype)
         self.op_keys, self.op_key_idx = _codes(list(zip(self.op_type, self.cls)))
@@ -228,10 +228,12 @@ def evaluate(table: _Table, params: Mapping[str, Any]) -> OpTimes:
     mm = table.is_matmul
 
     def sat(x: np.ndarray, half: float) -> np.ndarray:
+        x = np.maximum(x, 1.0)
         return x / (x + max(float(half), 0.0))
 
     e = np.where(mm, float(eff["matmul"]) * sat(table.m, eff["m_half"]) * sat(table.n, eff["n_half"])
-                 * sat(table.k, eff["k_half"]), np.where(table.is_quant, float(eff["quant"]) * sat(table.run, eff["run_half"]), float(eff["elementwise"])))
+                 * sat(table.k, eff["k_half"]), np.where(table.is_quant, float(eff["quant"]) * sat(table.run, eff["quant_run_half"]),
+                          float(eff["elementwise"]) * sat(table.run, eff["run_half"])))
     speed = np.ones(len(table.cls))
     wbytes = table.weight_bytes.copy()
     s24 = float(params["sparse_2_4_speedup"])
@@ -307,12 +309,13 @@ def default_free(table: _Table, params: Mapping[str, Any]) -> list[str]:
     live = ~table.folded
     free = ["inference_overhead_us"]
     free += [f"op_overhead_us.{c}" for c in CLASSES if any(live & ~table.fused & (np.array(table.cls) == c))]
-    dts = {resolve_dtype(d, params["peak_gflops"]) for d, c, lv in zip(table.dtype, table.cls, live)
-           if c == "matmul" and lv}
+    dts = {resolve_dtype(d, params["peak_gflops"]) for d, mm, lv in zip(table.dtype, table.is_matmul, live)
+           if mm and lv}
     free += [f"peak_gflops.{d}" for d in DTYPES if d in dts]
     free += ["efficiency.m_half", "efficiency.n_half", "efficiency.k_half", "efficiency.elementwise"]
+    free.append("efficiency.run_half")
     if any(table.is_quant & live):
-        free += ["efficiency.quant", "efficiency.run_half"]
+        free += ["efficiency.quant", "efficiency.quant_run_half"]
     levels = list(params["cache_bytes"]) + [math.inf]
     used = set()
     ws = table.model_weight_bytes[table.sample]
@@ -394,7 +397,7 @@ def _round(v: float) -> float:
 
 def _full_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Defaults completed with ``params`` (dict-valued efficiency/op_overhead merged, not replaced)."""
-    out = copy.deepcopy(dict(AnalyticalProfile.defaults))
+    out = copy.deepcopy({**getattr(Profile, "common", {}), **AnalyticalProfile.defaults})
     for key, value in params.items():
         if key in ("efficiency", "op_overhead_us") and isinstance(value, Mapping) and isinstance(out[key], Mapping):
             out[key] = {**out[key], **copy.deepcopy(dict(value))}
@@ -424,7 +427,7 @@ class AnalyticalProfile(Profile):
         "fusion": "none",
         "peak_gflops": {"fp32": 100.0},
         "efficiency": {"matmul": 1.0, "m_half": 0.0, "n_half": 0.0, "k_half": 0.0, "elementwise": 0.25,
-                       "quant": 0.25, "run_half": 0.0},
+                       "run_half": 0.0, "quant": 0.25, "quant_run_half": 0.0},
         "memory_gbps": 50.0,
         "cache_bytes": [],
         "cache_gbps": [],
@@ -440,10 +443,11 @@ class AnalyticalProfile(Profile):
     _cache: dict[tuple[str, int, str], list[OpCost]] = {}
 
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(params) - set(self.defaults))
+        allowed = {**getattr(self, "common", {}), **self.defaults}
+        unknown = sorted(set(params) - set(allowed))
         if unknown:
             raise ProfileError(f"profile '{self.name}' (kind {self.kind}): unknown parameter(s) {unknown}; "
-                               f"allowed: {sorted(self.defaults)}")
+                               f"allowed: {sorted(allowed)}")
         p = _full_params(params)
         name = self.name
         bs = p["batch_size"]
@@ -482,6 +486,8 @@ class AnalyticalProfile(Profile):
             _number(name, "unstructured_sparsity_speedup", cap, 1.0)
         if not isinstance(p["measure_with"], (type(None), str, dict)):
             raise ProfileError(f"profile '{name}': measure_with must be a profile name, a mapping or null")
+        if not isinstance(p.get("prefer_measured", False), bool):
+            raise ProfileError(f"profile '{name}': prefer_measured must be true or false")
         if not str(p["validation_error"]).strip():
             raise ProfileError(f"profile '{name}': validation_error must say how good the model is")
         return p

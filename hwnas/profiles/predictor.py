@@ -12,6 +12,9 @@ Two model families (both linear with non-negative coefficients, so a bigger grap
   latency of the target device (plus a per-inference intercept);
 * ``graph``: the class features summed over the graph, regressed directly on the measured latency.
 
+Calibration keeps the family with the lower cross-validated error (``graph`` when end-to-end samples are
+plentiful; ``kernel`` generalises better from few, as its per-kernel shapes come from thousands of kernels).
+
 A fitted model is a small JSON file (:class:`LatencyModel`), written by
 :func:`hwnas.profiles.calibrate.calibrate_predictor`.
 """
@@ -39,10 +42,13 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "gemm_fp32": _GEMM_FEATURES,
     "gemm_int8": _GEMM_FEATURES,
     "quant": ("one", "elements"),
-    "dequant_weight": ("one", "elements"),
+    "dequant_weight": ("one", "elements", "strided_elements"),
     "elementwise": ("one", "elements", "flops"),
     "layout": ("one", "bytes"),
 }
+#: Runs of elements sharing one dequantization scale (``OpCost.dims["run"]``; 1 for per-channel scales along
+#: the last axis, which ONNX Runtime dequantizes element by element) shorter than this make ``strided_elements``.
+SHORT_RUN = 8
 #: Rows (batch × m) up to which a MatMul-like kernel counts as a matrix-vector product (``macs_gemv``).
 GEMV_ROWS = 4
 
@@ -74,6 +80,7 @@ def op_features(op: OpCost) -> dict[str, float]:
         "one": 1.0, "macs": op.macs, "io_bytes": io - op.weight_bytes, "weight_bytes": op.weight_bytes,
         "macs_gemv": op.macs if rows <= GEMV_ROWS else 0.0, "rows": rows,
         "elements": float(op.dims.get("elements", 0)), "flops": op.flops, "bytes": io,
+        "strided_elements": float(op.dims.get("elements", 0)) if op.dims.get("run", SHORT_RUN) < SHORT_RUN else 0.0,
     }
     return {name: max(0.0, values[name]) for name in FEATURES[kernel_class(op)]}
 

@@ -16,7 +16,7 @@ import onnx
 from hwnas import __version__
 from hwnas.errors import CandidateError, ConfigError, ProfileError
 from hwnas.lowering.export import set_metadata
-from hwnas.lowering.int8 import quantize_int8
+from hwnas.lowering.precision import CONVERTED, deploy
 from hwnas.profiles import FixedPoint, Profile, ProfileResult
 from hwnas.search.objectives import Constraint, violations
 from hwnas.space import ArchConfig
@@ -133,15 +133,13 @@ class CandidateEvaluator:
             model.bake()
         meta = self._metadata(config, seed, model)
         self.task.export(model, path, meta)
-        quant = config.get("quant", "fp32")
-        if quant == "int8":
+        modes = converted_modes(model)
+        if modes:  # per-layer int8 / int4 / fp16 nodes: convert the fp32 graph into what ORT deploys
             fp32 = path.with_suffix(".fp32.onnx")
             path.replace(fp32)
-            quantize_int8(fp32, path, self.task.calibration_feeds())
+            deploy(fp32, path, modes, self.task.calibration_feeds())
             set_metadata(path, meta)
             fp32.unlink()
-        elif quant != "fp32":
-            raise CandidateError(f"quantisation {quant!r} is not supported by this model (fp32, int8)")
         return path
 
     def _profile(self, path: Path) -> dict[str, ProfileResult]:
@@ -193,7 +191,7 @@ class CandidateEvaluator:
             self._lower(model, config, seed, path)
             val = self.task.quality(path, "val")
             test = self.task.quality(path, "test")
-            diff = self._parity(model, path) if config.get("quant", "fp32") == "fp32" else None
+            diff = None if converted_modes(model) else self._parity(model, path)
         with timings.phase("profile"):
             costs = self._profile(path)
         return CandidateResult(
@@ -207,6 +205,12 @@ class CandidateEvaluator:
         if not diff <= PARITY_TOLERANCE:
             raise CandidateError(f"exported ONNX differs from the torch model by {diff:.3g} (> {PARITY_TOLERANCE})")
         return diff
+
+
+def converted_modes(model: Any) -> dict[str, str]:
+    """The weights whose precision needs a graph conversion (int8 / int4 / fp16), by initializer name."""
+    modes = model.weight_modes() if hasattr(model, "weight_modes") else {}
+    return {name: mode for name, mode in modes.items() if mode in CONVERTED}
 
 
 def quality_value(result: CandidateResult, task: Task) -> float:

@@ -29,6 +29,23 @@ class TrainSettings:
     threads: int = 1
 
 
+class TrainHooks:
+    """Callbacks into the training loop (e.g. gradual pruning); the base class does nothing."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Before the epoch's first step (epochs count from 1)."""
+
+    def after_step(self) -> None:
+        """After every optimiser step."""
+
+    def ready(self, epoch: int) -> bool:
+        """Whether the weights after ``epoch`` may be kept as the best ones (e.g. pruning has finished)."""
+        return True
+
+    def finish(self) -> None:
+        """After the best weights are restored, before export."""
+
+
 @dataclass(frozen=True)
 class TrainResult:
     epochs_run: int
@@ -53,21 +70,21 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def train(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-          settings: TrainSettings) -> TrainResult:
-    """Train in place; restore the weights of the epoch with the lowest validation loss.
+          settings: TrainSettings, hooks: TrainHooks | None = None) -> TrainResult:
+    """Train in place; restore the weights of the (ready) epoch with the lowest validation loss.
 
     Raises :class:`CandidateError` when the loss becomes NaN/inf (a diverged candidate).
     """
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
-        return _train(model, x_train, y_train, x_val, y_val, settings)
+        return _train(model, x_train, y_train, x_val, y_val, settings, hooks or TrainHooks())
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _train(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-           settings: TrainSettings) -> TrainResult:
+           settings: TrainSettings, hooks: TrainHooks) -> TrainResult:
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(settings.seed)
     xt = torch.as_tensor(x_train, dtype=torch.float32)
@@ -80,6 +97,7 @@ def _train(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np
     epoch = 0
     for epoch in range(1, settings.epochs + 1):
         model.train()
+        hooks.start_epoch(epoch)
         for idx in torch.randperm(len(xt), generator=gen).split(settings.batch_size):
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(xt[idx]), yt[idx])
@@ -87,14 +105,19 @@ def _train(model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np
                 raise CandidateError(f"training diverged: loss is {loss.item()} at epoch {epoch}")
             loss.backward()
             opt.step()
+            hooks.after_step()
         model.eval()
         with torch.no_grad():
             val_loss = loss_fn(model(xv), yv).item()
         if not math.isfinite(val_loss):
             raise CandidateError(f"training diverged: validation loss is {val_loss} at epoch {epoch}")
-        if val_loss < best[0] - 1e-6:
+        if not hooks.ready(epoch):
+            best = (math.inf, epoch, best[2])  # patience counts from the first ready epoch
+        elif val_loss < best[0] - 1e-6:
             best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
         elif epoch - best[1] >= settings.patience:
             break
-    model.load_state_dict(best[2])
+    if math.isfinite(best[0]):
+        model.load_state_dict(best[2])
+    hooks.finish()
     return TrainResult(epoch, best[1], best[0], accuracy(model, x_val, y_val), time.perf_counter() - start)

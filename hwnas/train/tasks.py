@@ -21,6 +21,7 @@ from hwnas.models import build_model
 from hwnas.models.preprocess import InputStats
 from hwnas.profiles import FixedPoint
 from hwnas.train._trainer import TrainSettings, train
+from hwnas.train.pruning import hooks_for
 
 
 class Task(abc.ABC):
@@ -82,7 +83,7 @@ class ClassificationTask(Task):
 
     def train(self, model: torch.nn.Module, settings: TrainSettings) -> tuple[float, int]:
         d = self.data
-        result = train(model, d.X_train, d.y_train, d.X_val, d.y_val, settings)
+        result = train(model, d.X_train, d.y_train, d.X_val, d.y_val, settings, hooks_for(model, settings.epochs))
         return result.val_accuracy, result.epochs_run
 
     def export(self, model: torch.nn.Module, path: Path, metadata: Mapping[str, Any]) -> Path:

@@ -1,0 +1,65 @@
+"""Per-layer precision deployment: each weight's precision becomes what ONNX Runtime runs for its node.
+
+``fp32`` and the baked modes (``ternary``, ``binary``, fixed-point bits) stay fp32 MatMuls whose constants hold
+the quantised values; ``int8`` nodes become static QDQ (onnxruntime's ``quantize_static``), ``int4`` nodes
+``MatMulNBits`` (weight-only), ``fp16`` nodes fp16 compute with Casts around them. Weights are matched to
+nodes by initializer name (the exporter keeps parameter names).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from hwnas.lowering.fp16 import to_fp16
+from hwnas.lowering.int4 import quantize_int4
+from hwnas.lowering.int8 import quantize_int8
+
+PRECISIONS = ("fp32", "fp16", "int8", "int4", "ternary", "binary")
+#: Modes that need a graph conversion (the others are values baked into fp32 weights).
+CONVERTED = ("int8", "int4", "fp16")
+
+
+def weight_consumers(model: onnx.ModelProto) -> dict[str, list[str]]:
+    """Initializer name → names of the MatMul/Gemm nodes that read it."""
+    inits = {i.name for i in model.graph.initializer}
+    out: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        if node.op_type in ("MatMul", "Gemm"):
+            for name in node.input:
+                if name in inits:
+                    out.setdefault(name, []).append(node.name)
+    return out
+
+
+def deploy(src: Path, dst: Path, modes: Mapping[str, str],
+           calibration: np.ndarray | Sequence[dict[str, np.ndarray]]) -> Path:
+    """Write ``src`` (fp32) to ``dst`` with each weight's node in its precision (``modes``: weight name → mode)."""
+    consumers = weight_consumers(onnx.load(str(src)))
+    nodes = {m: [n for w, mode in modes.items() if mode == m for n in consumers.get(w, [])] for m in CONVERTED}
+    with tempfile.TemporaryDirectory() as tmp:
+        current = src
+        for mode, step in (("int8", _int8), ("int4", _int4), ("fp16", _fp16)):
+            if nodes[mode]:
+                nxt = Path(tmp) / f"{mode}.onnx"
+                step(current, nxt, nodes[mode], calibration)
+                current = nxt
+        shutil.copyfile(current, dst)
+    return dst
+
+
+def _int8(src: Path, dst: Path, nodes: list[str], calibration: object) -> None:
+    quantize_int8(src, dst, calibration, nodes=nodes)  # type: ignore[arg-type]
+
+
+def _int4(src: Path, dst: Path, nodes: list[str], calibration: object) -> None:
+    quantize_int4(src, dst, nodes=nodes)
+
+
+def _fp16(src: Path, dst: Path, nodes: list[str], calibration: object) -> None:
+    to_fp16(src, dst, nodes=nodes)

@@ -1,0 +1,180 @@
+"""Training and evaluation of the Transformer family: language modelling (loss / perplexity) and sequence
+classification (accuracy), on the torch model or on an exported ONNX file (run with onnxruntime).
+
+Both trainers use Adam with gradient clipping, evaluate the validation split after every epoch, stop after
+``patience`` epochs without improvement, restore the best weights, and raise
+:class:`~hwnas.errors.CandidateError` when a loss becomes NaN/inf.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from hwnas.data.text import DEFAULT_EVAL_WINDOWS, SequenceDataset, TextDataset
+from hwnas.errors import CandidateError
+
+ModelOrPath = nn.Module | str | Path
+GRAD_CLIP = 1.0
+
+
+@dataclass(frozen=True)
+class LMResult:
+    """Best validation loss (mean nats per token) and its perplexity, optimiser steps run, wall seconds."""
+
+    val_loss: float
+    val_perplexity: float
+    steps: int
+    seconds: float
+    epochs_run: int = 0
+    best_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class ClassifierResult:
+    """Best validation loss and the validation accuracy of the restored weights."""
+
+    val_loss: float
+    val_accuracy: float
+    steps: int
+    seconds: float
+    epochs_run: int = 0
+    best_epoch: int = 0
+
+
+# --- logits and losses (torch model or ONNX file) ----------------------------------------------------------------
+
+
+def logits_of(model_or_path: ModelOrPath, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Logits for token ids ``tokens`` [n, T]: a torch model (eval mode, no grad) or an ONNX file path."""
+    if not isinstance(model_or_path, nn.Module):
+        from hwnas.models.transformer import onnx_logits
+
+        return onnx_logits(model_or_path, tokens, batch_size)
+    model_or_path.eval()
+    x = torch.as_tensor(np.asarray(tokens, dtype=np.int64))
+    with torch.no_grad():
+        return torch.cat([model_or_path(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
+
+
+def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean cross-entropy (nats) of ``logits`` [..., C] against integer ``targets`` [...] (float64, stable)."""
+    z = logits.reshape(-1, logits.shape[-1]).astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    picked = z[np.arange(len(z)), targets.reshape(-1)]
+    return float((log_norm - picked).mean())
+
+
+def evaluate_lm(model_or_path: ModelOrPath, data: TextDataset, split: str = "val", *,
+                max_eval_windows: int | None = DEFAULT_EVAL_WINDOWS, batch_size: int = 256) -> tuple[float, float]:
+    """(mean next-token loss in nats, perplexity) on the deterministic evaluation windows of ``split``, for a
+    torch model or an exported (possibly quantised) ONNX file."""
+    x, y = data.eval_windows(split, max_eval_windows)
+    loss = cross_entropy(logits_of(model_or_path, x, batch_size), y)
+    return loss, _perplexity(loss)
+
+
+def evaluate_classifier(model_or_path: ModelOrPath, data: SequenceDataset, split: str = "val", *,
+                        batch_size: int = 256) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) on ``split`` for a torch model or an ONNX file."""
+    x, y = data.split(split)
+    logits = logits_of(model_or_path, x, batch_size)
+    return cross_entropy(logits, y), float((logits.argmax(-1) == y).mean())
+
+
+def _perplexity(loss: float) -> float:
+    return math.exp(min(loss, 700.0))
+
+
+# --- training -------------------------------------------------------------------------------------------------
+
+
+def _fit(model: nn.Module, batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
+         validate: Callable[[], float], *, epochs: int, lr: float, weight_decay: float, seed: int, patience: int,
+         threads: int) -> tuple[float, int, int, int, float]:
+    """Shared loop: ``batches()`` yields one epoch of (x, y); ``validate()`` returns the validation loss.
+    Returns (best val loss, steps, epochs run, best epoch, seconds); best weights restored."""
+    start = time.perf_counter()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(seed)  # dropout
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        loss_fn = nn.CrossEntropyLoss()
+        best = (math.inf, 0, copy.deepcopy(model.state_dict()))
+        steps = epoch = 0
+        for epoch in range(1, epochs + 1):
+            model.train()
+            for x, y in batches():
+                logits = model(torch.from_numpy(x))
+                loss = loss_fn(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1))
+                if not torch.isfinite(loss):
+                    raise CandidateError(f"training diverged: loss is {loss.item()} at step {steps + 1}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+                opt.step()
+                steps += 1
+            val_loss = validate()
+            if not math.isfinite(val_loss):
+                raise CandidateError(f"training diverged: validation loss is {val_loss} at epoch {epoch}")
+            if val_loss < best[0] - 1e-6:
+                best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
+            elif epoch - best[1] >= patience:
+                break
+        model.load_state_dict(best[2])
+        model.eval()
+        return best[0], steps, epoch, best[1], time.perf_counter() - start
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def train_lm(model: nn.Module, data: TextDataset, *, epochs: int = 10, steps_per_epoch: int = 100,
+             batch_size: int = 32, lr: float = 3e-3, seed: int = 0, patience: int = 3, weight_decay: float = 0.0,
+             max_eval_windows: int | None = DEFAULT_EVAL_WINDOWS, threads: int = 1) -> LMResult:
+    """Train ``model`` (tokens [N, T] → logits [N, T, vocab]) in place on random training windows
+    (``steps_per_epoch`` batches per epoch, drawn from ``numpy.random.default_rng(seed)``); early stopping on
+    the validation loss of :func:`evaluate_lm`. Same model init + same seed = same result."""
+    rng = np.random.default_rng(seed)
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for _ in range(steps_per_epoch):
+            yield data.random_windows(rng, batch_size)
+
+    def validate() -> float:
+        return evaluate_lm(model, data, "val", max_eval_windows=max_eval_windows)[0]
+
+    loss, steps, run, best, seconds = _fit(model, batches, validate, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                                           seed=seed, patience=patience, threads=threads)
+    return LMResult(loss, _perplexity(loss), steps, seconds, run, best)
+
+
+def train_sequence_classifier(model: nn.Module, data: SequenceDataset, *, epochs: int = 30, batch_size: int = 32,
+                              lr: float = 3e-3, seed: int = 0, patience: int = 5, weight_decay: float = 0.0,
+                              threads: int = 1) -> ClassifierResult:
+    """Train ``model`` (tokens [N, T] → logits [N, n_classes]) in place on shuffled mini-batches of the
+    training split; early stopping on validation loss; accuracy of the restored weights."""
+    rng = np.random.default_rng(seed)
+    x_train, y_train = data.split("train")
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        order = rng.permutation(len(y_train))
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            yield x_train[idx], y_train[idx]
+
+    def validate() -> float:
+        return evaluate_classifier(model, data, "val")[0]
+
+    loss, steps, run, best, seconds = _fit(model, batches, validate, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                                           seed=seed, patience=patience, threads=threads)
+    return ClassifierResult(loss, evaluate_classifier(model, data, "val")[1], steps, seconds, run, best)
