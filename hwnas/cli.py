@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--population", type=int, default=20, help="population size of nsga2/nsga3")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--train-threads", type=int, default=1, help="torch threads while training (default 1)")
-    s.add_argument("--epochs", type=int, default=100, help="training epochs budget (early stopping on validation)")
+    s.add_argument("--epochs", type=int, help="training epochs budget, early stopping on validation "
+                   "(default: 100 for tabular data, 10 rounds of 100 steps for language models)")
     s.add_argument("--out", default="runs/hwnas", help="output folder (study.db, pareto.*, models/)")
     s.add_argument("--study", help="study name (default: SPACE-DATASET)")
     s.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db)")

@@ -233,7 +233,7 @@ def test_objective_selection(tmp_path):
          "names profile 'printed-egfet', which is not among the chosen profiles"),
         ({"constraints": ["cpu-ort.latency_ms<=-1"]}, "impossible"),
         ({"constraints": ["cpu-ort.latency_ms=1"]}, "expected PROFILE.METRIC<=VALUE"),
-        ({"space": "mlp_wide", "profiles": ["printed-egfet"]}, "offers quant 'int8'"),
+        ({"space": "mlp_wide", "profiles": ["printed-egfet"]}, "offers quant ['int4', 'int8']"),
         ({"trials": 0}, "--trials must be >= 1"),
     ],
 )
@@ -264,3 +264,15 @@ def test_custom_profile_objective_from_python(tmp_path):
     result = run(tmp_path, space=space_file(tmp_path), trials=2, profiles=[energy])
     assert result.study.metric_names == ["accuracy", "energy.energy_mj"]
     assert np.all([t.values[1] == 1.0 for t in result.study.trials])
+
+
+def test_unexpected_error_in_a_candidate_fails_that_trial_only(tmp_path, monkeypatch):
+    from hwnas.train import tasks
+
+    def broken(self, model, settings):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(tasks.ClassificationTask, "train", broken)
+    result = run(tmp_path, space=space_file(tmp_path), trials=2, profiles=["cpu-ort"])
+    assert [t.state for t in result.study.trials] == [optuna.trial.TrialState.FAIL] * 2
+    assert "unexpected ZeroDivisionError: division by zero" in record_of(result.study.trials[0])["fail_reason"]

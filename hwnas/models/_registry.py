@@ -60,7 +60,8 @@ register_model(
     "transformer",
     "hwnas.models.transformer:build_transformer",
     {"depth", "d_model", "heads", "ffn", "expansion", "rank", "blocks", "experts", "top_k", "weight_bits",
-     "quant", "activation", "dropout", "sparsity_kind", "sparsity", "sparsity_block", "sparsity_scope"},
+     "quant", "activation", "dropout", "sparsity_kind", "sparsity", "sparsity_block", "sparsity_scope",
+     "seq_len", "level", "steps_per_epoch"},
     "Tiny Transformer (causal LM on text, or sequence classifier): attention + FFN blocks whose FFN "
     "structure, precision and sparsity are searched per block",
 )

@@ -67,6 +67,14 @@ class BlockDiagonalFFN(ModeQuant, BlockDiagonal):
         return super().forward(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
 
 
+def weight_modes(model: nn.Module, layers: "list[QuantWeights]") -> dict[str, str]:
+    """Parameter name (= ONNX initializer name) → precision mode of each weight of ``layers`` (fp32 for
+    fixed-point bits and float layers; the graph conversions only act on int8 / int4 / fp16)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(w)]: (layer.bits if isinstance(layer.bits, str) else "fp32")
+            for layer in layers for w in layer.weights()}
+
+
 _GLU_ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "swiglu": F.silu,
     "geglu": F.gelu,

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from hwnas.models.ffn import ModeQuant, make_ffn
+from hwnas.models.ffn import ModeQuant, make_ffn, weight_modes
 from hwnas.models.preprocess import FixedPointInput, InputStats, Standardize
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
@@ -75,13 +75,11 @@ class MLP(nn.Module):
 
     def weight_modes(self) -> dict[str, str]:
         """Parameter name (= ONNX initializer name) → precision mode of every weight, for deployment."""
-        names = {id(p): n for n, p in self.named_parameters()}
-        out = {}
-        for layer in self.linear_layers():
-            mode = layer.bits if isinstance(layer.bits, str) else "fp32"
-            for w in layer.weights():
-                out[names[id(w)]] = mode
-        return out
+        return weight_modes(self, self.linear_layers())
+
+    def prunable_layers(self) -> list[list[ModeQuant]]:
+        """The layers each ``sparsity`` target applies to: one group per hidden layer."""
+        return [[layer] for layer in self.layers]
 
     def fixed_point(self) -> dict[str, Any] | None:
         """``{"weight_bits": [...per linear operator in graph order], "input_bits": b}`` or None (float)."""
@@ -95,7 +93,8 @@ class MLP(nn.Module):
         return {"weight_bits": bits, "input_bits": input_bits}
 
 
-def _precision(bits: Any, quant: str, default_bits: int | None, where: str) -> int | str | None:
+def precision(bits: Any, quant: str, default_bits: int | None, where: str) -> int | str | None:
+    """One layer's precision from an explicit ``weight_bits``, a ``quant`` mode and a profile's default bits."""
     if quant not in QUANT_MODES:
         raise ValueError(f"unknown quant {quant!r} for {where}; known: {list(QUANT_MODES)}")
     if bits and quant != "fp32":
@@ -105,7 +104,8 @@ def _precision(bits: Any, quant: str, default_bits: int | None, where: str) -> i
     return quant if quant != "fp32" else default_bits
 
 
-def _sparsity(config: Mapping[str, Any], depth: int) -> SparsitySpec | None:
+def sparsity_spec(config: Mapping[str, Any], depth: int) -> SparsitySpec | None:
+    """The pruning a config asks for (``sparsity_kind``, ``sparsity``, ``sparsity_block``, ``sparsity_scope``)."""
     kind = config.get("sparsity_kind", "none")
     if kind not in SPARSITY_KINDS:
         raise ValueError(f"unknown sparsity_kind {kind!r}; known: {list(SPARSITY_KINDS)}")
@@ -149,13 +149,13 @@ def build_mlp(
     hidden = []
     n_in = n_features
     for i in range(depth):
-        mode = _precision(bits[i], quants[i], default_bits, f"layer {i}")
+        mode = precision(bits[i], quants[i], default_bits, f"layer {i}")
         layer = make_ffn(ffns[i], n_in, int(widths[i]), bits=mode, **{k: v[i] for k, v in opts.items()})
         hidden.append((layer, acts[i]))
         n_in = int(widths[i])
     if isinstance(quant, str):
-        head_mode = _precision(None, quant, default_bits, "output layer")
+        head_mode = precision(None, quant, default_bits, "output layer")
     else:
         head_mode = default_bits or max((b for b in bits if b), default=None)
     head = make_ffn("dense", n_in, n_classes, bits=head_mode)
-    return MLP(pre, hidden, head, float(config.get("dropout", 0.0)), _sparsity(config, depth))
+    return MLP(pre, hidden, head, float(config.get("dropout", 0.0)), sparsity_spec(config, depth))

@@ -129,6 +129,8 @@ class GradualPruner:
             return self.final_sparsity if epoch >= self.start_epoch else 0.0
         if epoch >= self.end_epoch:
             t = 1.0
+        elif self.end_epoch == self.start_epoch:
+            t = 0.0
         else:
             t = max(0.0, (epoch - self.start_epoch) / (self.end_epoch - self.start_epoch))
         return self.final_sparsity * (1.0 - (1.0 - t) ** 3)

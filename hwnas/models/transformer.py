@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 from hwnas.errors import CandidateError
-from hwnas.models.ffn import make_ffn  # the one place the FFN structures come from
+from hwnas.models.ffn import make_ffn, weight_modes  # the one place the FFN structures come from
 from hwnas.models.layers import QuantWeights
-from hwnas.models.mlp import per_layer
+from hwnas.models.mlp import per_layer, precision, sparsity_spec
 
 TOKENS_INPUT = "tokens"
 LOGITS_OUTPUT = "logits"
@@ -180,6 +180,14 @@ class TinyTransformer(nn.Module):
         keep = (tokens != self.pad_id).to(h.dtype).unsqueeze(-1)  # [N, T, 1]
         return (h * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
 
+    def weight_modes(self) -> dict[str, str]:
+        """Parameter name → precision mode of every linear weight (what lowering deploys per node)."""
+        return weight_modes(self, self.quant_layers())
+
+    def prunable_layers(self) -> list[list[QuantWeights]]:
+        """One group per block: the linear layers of its FFN (what ``sparsity`` prunes)."""
+        return [[m for m in block.ffn.modules() if isinstance(m, QuantWeights)] for block in self.blocks]
+
     def quant_layers(self) -> list[QuantWeights]:
         """Every quantisable linear layer, in forward order."""
         return [m for m in self.modules() if isinstance(m, QuantWeights)]
@@ -237,13 +245,19 @@ def build_transformer(
     per_block = {key: per_layer(config.get(key), depth, key)
                  for key in ("expansion", "rank", "blocks", "experts", "top_k")}
     per_block["expansion"] = [4 if e is None else e for e in per_block["expansion"]]
-    bits = per_layer(config.get("weight_bits"), depth, "weight_bits", default_bits)
+    explicit = per_layer(config.get("weight_bits"), depth, "weight_bits")
+    quants = per_layer(config.get("quant"), depth, "quant", "fp32")
+    bits = [b or default_bits for b in explicit]
     kwargs = [{key: values[i] for key, values in per_block.items()} for i in range(depth)]
-    return TinyTransformer(
+    for i in range(depth):  # ``quant`` sets the precision of block i's FFN; attention keeps the block's bits
+        kwargs[i]["bits"] = precision(explicit[i], quants[i], default_bits, f"block {i}")
+    model = TinyTransformer(
         vocab_size, d_model, depth, heads, kinds, kwargs, seq_len, task, n_classes,
         float(config.get("dropout", 0.0)), activation=str(config.get("activation", "gelu")),
         block_bits=bits, head_bits=default_bits, pad_id=0 if task == "classify" else None,
     )
+    model.sparsity = sparsity_spec(config, depth)
+    return model
 
 
 def export_transformer(model: TinyTransformer, path: Path | str, seq_len: int | None = None,

@@ -88,13 +88,14 @@ def _fusion_flags(costs: Sequence[OpCost], fusion: str) -> tuple[np.ndarray, np.
         for name in c.inputs:
             consumers.setdefault(name, []).append(i)
     classes = [op_class(c) for c in costs]
-    in_group = np.array([cl in ("matmul", "qmatmul") for cl in classes], dtype=bool)
-    for i, c in enumerate(costs):  # epilogues: a chain of single-consumer ops after a MatMul/Gemm
-        if classes[i] not in ("elementwise", "quant", "layout") or folded[i] or not c.inputs:
+    group = [i if cl in ("matmul", "qmatmul") else -1 for i, cl in enumerate(classes)]
+    for i, c in enumerate(costs):  # epilogues: elementwise ops computed only from one MatMul/Gemm's output
+        if classes[i] not in ("elementwise", "quant", "layout") or folded[i]:
             continue
-        data = [x for x in c.inputs if x in producer and not folded[producer[x]]]
-        if len(data) == 1 and in_group[producer[data[0]]] and len(consumers.get(data[0], [])) == 1:
-            fused[i] = in_group[i] = True
+        groups = {group[producer[x]] for x in c.inputs if x in producer and not folded[producer[x]]}
+        if len(groups) == 1 and -1 not in groups:
+            group[i] = groups.pop()
+            fused[i] = True
     for i in reversed(range(n)):  # prologues: Q/DQ ops whose outputs only feed (fused) MatMul/Gemm operands
         if classes[i] != "quant" or folded[i] or fused[i]:
             continue

@@ -1,18 +1,23 @@
 """The ``command`` profile kind: latency measured by a user command (e.g. a benchmark binary on a phone).
 
-The command is an argument list run **without a shell**. Each argument is a template: ``{model}`` (absolute
-path of the ONNX file), ``{python}`` (the interpreter running hwnas), ``{profile_dir}`` (folder of the profile
-YAML unless set), ``{batch_size}``, ``{threads}``, any other scalar parameter, and any extra parameter the YAML defines
-for the command (e.g. ``serial: R58M…`` used as ``{serial}``) are substituted like :meth:`str.format`. ``{{``
-and ``}}`` are literal braces. ``setup`` commands (e.g. ``adb push``) run first, in order, the same way;
-an optional ``check`` command (no ``{model}``) tells :meth:`CommandProfile.available` whether the device is
-here (e.g. ``adb -s SERIAL get-state``).
+Parameters: ``command`` (argument list), ``pattern`` (regex capturing the latency), ``unit`` (ns, us, ms,
+s; converted to ms), ``timeout_s``, ``repeats_pattern`` / ``spread_pattern`` (optional regexes), ``device``
+(free text), ``batch_size``, ``threads``, ``env`` (added to the environment), ``cwd`` (relative to the YAML's
+folder), ``setup`` (argument lists run first, e.g. ``adb push``), ``check`` (an argument list that tells
+:meth:`CommandProfile.available` whether the device is here, e.g. ``adb -s SERIAL get-state``) and
+``profile_dir`` (defaults to the YAML's folder).
 
-The latency is the last match of ``pattern`` (a regex whose named group ``latency``, or else first group,
-captures a number in ``unit``) in the command's stdout, then stderr. ``repeats_pattern`` and
-``spread_pattern`` (same group rules) pick up the repeat count and the spread the tool reports. Every failure
-(missing executable, non-zero exit, timeout, no match, a capture that is not a number) is a
-:class:`~hwnas.errors.ProfileError`, never a number.
+Every command runs as an argument list, **never through a shell**. Each argument is a template substituted
+like :meth:`str.format`: ``{model}`` (absolute path of the ONNX file), ``{python}`` (the interpreter running
+hwnas), ``{profile_dir}``, ``{batch_size}``, ``{threads}``, any other scalar parameter, and any extra
+parameter the YAML defines *and the commands use* (e.g. ``serial: R58M…`` as ``{serial}``; an extra
+parameter no command uses is an unknown-parameter error). ``{{`` and ``}}`` are literal braces. Unknown
+placeholders fail when the profile is built.
+
+The latency is the last match of ``pattern`` (its named group ``latency``, else its first group) in the
+command's stdout, then stderr; ``repeats_pattern`` and ``spread_pattern`` follow the same rules (the spread is
+in ``unit`` too). Every failure (missing executable, non-zero exit, timeout, no match, a capture that is not
+a number) is a :class:`~hwnas.errors.ProfileError`, never a number.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import optuna
 
-from hwnas.data import Dataset, load_dataset
+from hwnas.data import Dataset
 from hwnas.errors import ConfigError
 from hwnas.profiles import Profile, get as get_profile
 from hwnas.profiles.measure import for_search
@@ -21,7 +21,7 @@ from hwnas.search.pareto import pareto_trials
 from hwnas.search.runner import STOP, Progress, TrialRunner, artifact_store, run_trials
 from hwnas.search.study import default_storage, evaluated_trials, make_sampler, open_storage, open_study
 from hwnas.space import SearchSpace, load_space
-from hwnas.train.tasks import ClassificationTask
+from hwnas.train.tasks import Task, make_task
 
 
 @dataclass
@@ -57,17 +57,20 @@ def _profiles(names: Sequence[str | Profile], overrides: Mapping[str, Mapping[st
 def _check_compatible(space: SearchSpace, profiles: Mapping[str, Profile]) -> None:
     printed = [p.name for p in profiles.values() if p.fixed_point() is not None]
     quant = space.params.get("quant")
-    choices = getattr(quant, "choices", (space.fixed.get("quant"),))
-    if printed and "int8" in choices:
+    fixed = space.fixed.get("quant", "fp32")
+    choices = set(getattr(quant, "choices", fixed if isinstance(fixed, (list, tuple)) else [fixed]))
+    runtime_only = sorted(choices & {"int8", "int4", "fp16"})
+    if printed and runtime_only:
         raise ConfigError(
-            f"profile(s) {printed} cost fixed-point circuits, but space '{space.name}' offers quant 'int8' "
-            "(ONNX Runtime QDQ): drop int8 from the space or the fixed-point profile"
+            f"profile(s) {printed} cost fixed-point circuits, but space '{space.name}' offers quant {runtime_only} "
+            "(ONNX Runtime formats): drop them from the space (fixed-point bits, ternary and binary fit), "
+            "or drop the fixed-point profile"
         )
 
 
 def search(
     space: str | Path | SearchSpace,
-    dataset: str | Dataset = "breast_cancer",
+    dataset: str | Dataset | Task = "breast_cancer",
     profiles: Sequence[str | Profile] = ("cpu-ort",),
     *,
     trials: int = 40,
@@ -78,7 +81,7 @@ def search(
     storage: str | None = None,
     constraints: Sequence[str] = (),
     objectives: Sequence[str] = (),
-    epochs: int = 100,
+    epochs: int | None = None,
     target: str | None = None,
     profile_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     population_size: int = 20,
@@ -95,15 +98,15 @@ def search(
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
     STOP.clear()
+    sp = space if isinstance(space, SearchSpace) else load_space(space)
+    task = make_task(sp.model, dataset, target=target, seed=seed, fixed=sp.fixed)
+    epochs = task.default_epochs if epochs is None else epochs
     if epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {epochs}")
-    sp = space if isinstance(space, SearchSpace) else load_space(space)
-    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, target=target, seed=seed)
     profs = _profiles(profiles, profile_overrides or {})
     if not profs:
         raise ConfigError("choose at least one hardware profile (--profile)")
     _check_compatible(sp, profs)
-    task = ClassificationTask(data)
     objs = parse_objectives([o for o in objectives if o not in (ACCURACY, task.metric)], profs)
     cons = parse_constraints(constraints, profs)
     smp = make_sampler(sampler, seed, population_size)
@@ -111,7 +114,7 @@ def search(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage(out)
-    name = study or f"{sp.name}-{data.name}"
+    name = study or f"{sp.name}-{task.name}"
     signature = {
         "hwnas.space": sp.describe(),
         "hwnas.dataset": task.describe(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from hwnas.search.objectives import Constraint, violations
 from hwnas.space import ArchConfig
 from hwnas.train import TrainSettings, seed_everything
 from hwnas.train.tasks import Task
+
+_log = logging.getLogger(__name__)
 
 #: fp32 exports must reproduce the torch model to this tolerance (max abs difference of class scores).
 PARITY_TOLERANCE = 1e-4
@@ -157,9 +160,13 @@ class CandidateEvaluator:
         """Run the whole pipeline for ``config``; files go to ``workdir/name*.onnx`` (removed on failure)."""
         try:
             return self._evaluate(config, timings, name)
-        except BaseException:
+        except BaseException as exc:
             for leftover in self.workdir.glob(f"{name}.*"):
                 leftover.unlink(missing_ok=True)
+            if isinstance(exc, Exception) and not isinstance(exc, CandidateError):
+                # Whatever breaks inside one candidate fails that candidate, never the search.
+                _log.debug("candidate %s failed", name, exc_info=True)
+                raise CandidateError(f"unexpected {type(exc).__name__}: {exc}") from exc
             raise
 
     def _evaluate(self, config: ArchConfig, timings: Timings, name: str) -> CandidateResult:

@@ -21,6 +21,7 @@ from torch import nn
 
 from hwnas.data.text import DEFAULT_EVAL_WINDOWS, SequenceDataset, TextDataset
 from hwnas.errors import CandidateError
+from hwnas.train._trainer import TrainHooks
 
 ModelOrPath = nn.Module | str | Path
 GRAD_CLIP = 1.0
@@ -100,7 +101,7 @@ def _perplexity(loss: float) -> float:
 
 def _fit(model: nn.Module, batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
          validate: Callable[[], float], *, epochs: int, lr: float, weight_decay: float, seed: int, patience: int,
-         threads: int) -> tuple[float, int, int, int, float]:
+         threads: int, hooks: TrainHooks | None = None) -> tuple[float, int, int, int, float]:
     """Shared loop: ``batches()`` yields one epoch of (x, y); ``validate()`` returns the validation loss.
     Returns (best val loss, steps, epochs run, best epoch, seconds); best weights restored."""
     start = time.perf_counter()
@@ -110,10 +111,12 @@ def _fit(model: nn.Module, batches: Callable[[], Iterator[tuple[np.ndarray, np.n
         torch.manual_seed(seed)  # dropout
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         loss_fn = nn.CrossEntropyLoss()
+        hooks = hooks or TrainHooks()
         best = (math.inf, 0, copy.deepcopy(model.state_dict()))
         steps = epoch = 0
         for epoch in range(1, epochs + 1):
             model.train()
+            hooks.start_epoch(epoch)
             for x, y in batches():
                 logits = model(torch.from_numpy(x))
                 loss = loss_fn(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1))
@@ -123,15 +126,20 @@ def _fit(model: nn.Module, batches: Callable[[], Iterator[tuple[np.ndarray, np.n
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
                 opt.step()
+                hooks.after_step()
                 steps += 1
             val_loss = validate()
             if not math.isfinite(val_loss):
                 raise CandidateError(f"training diverged: validation loss is {val_loss} at epoch {epoch}")
-            if val_loss < best[0] - 1e-6:
+            if not hooks.ready(epoch):
+                best = (math.inf, epoch, best[2])  # patience counts from the first ready epoch
+            elif val_loss < best[0] - 1e-6:
                 best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
             elif epoch - best[1] >= patience:
                 break
-        model.load_state_dict(best[2])
+        if math.isfinite(best[0]):
+            model.load_state_dict(best[2])
+        hooks.finish()
         model.eval()
         return best[0], steps, epoch, best[1], time.perf_counter() - start
     finally:
@@ -140,7 +148,8 @@ def _fit(model: nn.Module, batches: Callable[[], Iterator[tuple[np.ndarray, np.n
 
 def train_lm(model: nn.Module, data: TextDataset, *, epochs: int = 10, steps_per_epoch: int = 100,
              batch_size: int = 32, lr: float = 3e-3, seed: int = 0, patience: int = 3, weight_decay: float = 0.0,
-             max_eval_windows: int | None = DEFAULT_EVAL_WINDOWS, threads: int = 1) -> LMResult:
+             max_eval_windows: int | None = DEFAULT_EVAL_WINDOWS, threads: int = 1,
+             hooks: TrainHooks | None = None) -> LMResult:
     """Train ``model`` (tokens [N, T] → logits [N, T, vocab]) in place on random training windows
     (``steps_per_epoch`` batches per epoch, drawn from ``numpy.random.default_rng(seed)``); early stopping on
     the validation loss of :func:`evaluate_lm`. Same model init + same seed = same result."""
@@ -154,7 +163,9 @@ def train_lm(model: nn.Module, data: TextDataset, *, epochs: int = 10, steps_per
         return evaluate_lm(model, data, "val", max_eval_windows=max_eval_windows)[0]
 
     loss, steps, run, best, seconds = _fit(model, batches, validate, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                                           seed=seed, patience=patience, threads=threads)
+                                           seed=seed, patience=patience, threads=threads, hooks=hooks)
+    if not math.isfinite(loss):  # never ready (pruning outlasted the budget): evaluate what is there
+        loss = validate()
     return LMResult(loss, _perplexity(loss), steps, seconds, run, best)
 
 

@@ -12,16 +12,17 @@ class PruningHooks(TrainHooks):
     """Prune from 10% to 60% of the epoch budget (Zhu & Gupta cubic schedule); keep best weights only once the
     target sparsity is reached; leave exact zeros at the end (so the exported ONNX holds them)."""
 
-    def __init__(self, layers: list[Any], spec: Any, epochs: int) -> None:
+    def __init__(self, groups: list[list[Any]], spec: Any, epochs: int) -> None:
         start, end = max(1, epochs // 10), max(1, (6 * epochs) // 10)
         kind = {"nm": "2:4"}.get(spec.kind, spec.kind)
         block = (spec.block, spec.block) if spec.block else None
+        layers = [layer for group in groups for layer in group]
         if spec.scope == "global":
             self.pruners = [GradualPruner(layers, kind, spec.targets[0], start_epoch=start, end_epoch=end,
                                           block=block, scope="global")]
         else:
-            self.pruners = [GradualPruner([layer], kind, s, start_epoch=start, end_epoch=end, block=block)
-                            for layer, s in zip(layers, spec.targets) if s > 0 or kind == "2:4"]
+            self.pruners = [GradualPruner(group, kind, s, start_epoch=start, end_epoch=end, block=block)
+                            for group, s in zip(groups, spec.targets) if s > 0 or kind == "2:4"]
         self.layers = layers
         self.end = end
 
@@ -50,5 +51,4 @@ def hooks_for(model: Any, epochs: int) -> TrainHooks | None:
     spec = getattr(model, "sparsity", None)
     if spec is None:
         return None
-    hidden = list(model.layers) if hasattr(model, "layers") else []
-    return PruningHooks(hidden, spec, epochs)
+    return PruningHooks(model.prunable_layers(), spec, epochs)

@@ -14,13 +14,17 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from hwnas.data import Dataset
+from hwnas.data import Dataset, load_dataset
+from hwnas.data.text import SequenceDataset, TextDataset, load_sequence_classification, load_text
+from hwnas.errors import DataError
 from hwnas.lowering.export import INPUT_NAME, export_onnx
 from hwnas.lowering.runtime import onnx_accuracy, predict_scores
 from hwnas.models import build_model
 from hwnas.models.preprocess import InputStats
+from hwnas.models.transformer import TOKENS_INPUT, build_transformer, export_transformer, onnx_parity
 from hwnas.profiles import FixedPoint
 from hwnas.train._trainer import TrainSettings, train
+from hwnas.train.lm import evaluate_classifier, evaluate_lm, train_lm, train_sequence_classifier
 from hwnas.train.pruning import hooks_for
 
 
@@ -31,6 +35,8 @@ class Task(abc.ABC):
     direction: str  # "maximize" or "minimize"
     #: The quality recorded for a candidate that was never trained (screened out by a hardware constraint).
     untrained_value: float
+    #: Training budget (``--epochs``) when the user gives none.
+    default_epochs: int = 100
 
     @abc.abstractmethod
     def describe(self) -> dict[str, Any]:
@@ -106,3 +112,121 @@ class ClassificationTask(Task):
     def calibration_feeds(self, max_samples: int = 512) -> list[dict[str, np.ndarray]]:
         x = self.data.X_train[:max_samples].astype(np.float32)
         return [{INPUT_NAME: b} for b in np.array_split(x, max(1, len(x) // 64))]
+
+
+class LanguageModelTask(Task):
+    """Next-token prediction on text (``pydoc_topics`` or a .txt file); quality = validation perplexity.
+
+    An epoch is ``steps_per_epoch`` optimiser steps on random training windows. A candidate screened out
+    before training is recorded with the perplexity of a uniform guess (the vocabulary size)."""
+
+    metric = "perplexity"
+    direction = "minimize"
+    default_epochs = 10
+
+    def __init__(self, data: TextDataset, steps_per_epoch: int = 100) -> None:
+        self.data = data
+        self.steps_per_epoch = steps_per_epoch
+        self.untrained_value = float(data.vocab_size)
+
+    @property
+    def name(self) -> str:
+        return self.data.name
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.data.describe(), "task": "lm", "steps_per_epoch": self.steps_per_epoch}
+
+    def build(self, config: Mapping[str, Any], fixed_point: FixedPoint | None) -> torch.nn.Module:
+        return build_transformer(config, vocab_size=self.data.vocab_size, seq_len=self.data.seq_len, task="lm",
+                                 fixed_point=fixed_point)
+
+    def train(self, model: torch.nn.Module, settings: TrainSettings) -> tuple[float, int]:
+        result = train_lm(model, self.data, epochs=settings.epochs, steps_per_epoch=self.steps_per_epoch,
+                          batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed, patience=settings.patience,
+                          weight_decay=settings.weight_decay, threads=settings.threads,
+                          hooks=hooks_for(model, settings.epochs))
+        return result.val_perplexity, result.epochs_run
+
+    def export(self, model: torch.nn.Module, path: Path, metadata: Mapping[str, Any]) -> Path:
+        return export_transformer(model, path, metadata=metadata, check=False)
+
+    def quality(self, onnx_path: Path, split: str) -> float:
+        return evaluate_lm(onnx_path, self.data, split)[1]
+
+    def parity(self, model: torch.nn.Module, onnx_path: Path) -> float:
+        return onnx_parity(model, onnx_path)
+
+    def calibration_feeds(self, max_samples: int = 256) -> list[dict[str, np.ndarray]]:
+        tokens = self.data.eval_windows("train", max_samples)[0]
+        return [{TOKENS_INPUT: b} for b in np.array_split(tokens, max(1, len(tokens) // 32))]
+
+
+class SequenceClassificationTask(Task):
+    """Text classification from a user file (CSV/TSV with text and label columns, or JSONL); quality = accuracy."""
+
+    metric = "accuracy"
+    direction = "maximize"
+    untrained_value = 0.0
+    default_epochs = 30
+
+    def __init__(self, data: SequenceDataset) -> None:
+        self.data = data
+
+    @property
+    def name(self) -> str:
+        return self.data.name
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.data.describe(), "task": "classify"}
+
+    def build(self, config: Mapping[str, Any], fixed_point: FixedPoint | None) -> torch.nn.Module:
+        return build_transformer(config, vocab_size=self.data.vocab_size, seq_len=self.data.seq_len,
+                                 task="classify", n_classes=self.data.n_classes, fixed_point=fixed_point)
+
+    def train(self, model: torch.nn.Module, settings: TrainSettings) -> tuple[float, int]:
+        result = train_sequence_classifier(model, self.data, epochs=settings.epochs, batch_size=settings.batch_size,
+                                           lr=settings.lr, seed=settings.seed, patience=settings.patience,
+                                           weight_decay=settings.weight_decay, threads=settings.threads)
+        return result.val_accuracy, result.epochs_run
+
+    def export(self, model: torch.nn.Module, path: Path, metadata: Mapping[str, Any]) -> Path:
+        return export_transformer(model, path, metadata=metadata, check=False)
+
+    def quality(self, onnx_path: Path, split: str) -> float:
+        return evaluate_classifier(onnx_path, self.data, split)[1]
+
+    def parity(self, model: torch.nn.Module, onnx_path: Path) -> float:
+        return onnx_parity(model, onnx_path)
+
+    def calibration_feeds(self, max_samples: int = 256) -> list[dict[str, np.ndarray]]:
+        x = self.data.split("train")[0][:max_samples]
+        return [{TOKENS_INPUT: b} for b in np.array_split(x, max(1, len(x) // 32))]
+
+
+TEXT_DATASETS = ("pydoc_topics",)
+
+
+def make_task(model: str, dataset: str | Any, *, target: str | None, seed: int,
+              fixed: Mapping[str, Any]) -> Task:
+    """The task for a model family and a dataset name/path (or an already-loaded dataset).
+
+    ``mlp`` → tabular classification; ``transformer`` → language modelling on ``pydoc_topics`` or a ``.txt``
+    file, or sequence classification on a ``.csv``/``.tsv``/``.jsonl`` file. ``fixed`` is the space's fixed
+    values (``seq_len``, ``level``, ``steps_per_epoch`` configure text tasks)."""
+    if isinstance(dataset, Task):
+        return dataset
+    if model != "transformer":
+        return ClassificationTask(dataset if isinstance(dataset, Dataset) else load_dataset(dataset, target=target, seed=seed))
+    seq_len = int(fixed.get("seq_len", 64))
+    if isinstance(dataset, TextDataset):
+        return LanguageModelTask(dataset, int(fixed.get("steps_per_epoch", 100)))
+    if isinstance(dataset, SequenceDataset):
+        return SequenceClassificationTask(dataset)
+    if str(dataset).endswith((".csv", ".tsv", ".jsonl")):
+        data = load_sequence_classification(dataset, seq_len=seq_len, target=target or "label", seed=seed)
+        return SequenceClassificationTask(data)
+    if str(dataset) not in TEXT_DATASETS and not str(dataset).endswith(".txt"):
+        raise DataError(f"dataset {dataset!r}: the transformer family trains on text: {list(TEXT_DATASETS)}, a .txt "
+                        "file (language modelling) or a .csv/.tsv/.jsonl file with text and label (classification)")
+    data = load_text(dataset, level=str(fixed.get("level", "char")), seq_len=seq_len, seed=seed)
+    return LanguageModelTask(data, int(fixed.get("steps_per_epoch", 100)))
