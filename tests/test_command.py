@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import hwnas.profiles.command  # noqa: F401  (registers the kind until the registry imports it)
+import hwnas.profiles.command  # noqa: F401  (registers the kind)
 from hwnas import profiles
 from hwnas.errors import ProfileError
 from hwnas.lowering.export import export_onnx

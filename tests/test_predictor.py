@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import hwnas.profiles.predictor  # noqa: F401  (registers the kind until the registry imports it)
+import hwnas.profiles.predictor  # noqa: F401  (registers the kind)
 from hwnas import profiles
 from hwnas.errors import ProfileError
 from hwnas.lowering.export import export_onnx
@@ -57,7 +57,8 @@ def test_predicts_held_out_model_with_provenance(calibrated, tmp_path):
     m = p.profile(mlp(tmp_path / "held_out.onnx", [48, 24]))["latency_ms"]
     assert m.provenance == "predicted" and m.unit == "ms" and m.value > 0
     assert m.details["validation_error"]["mape_pct"] == result["mape_pct"]
-    assert m.details["validation_error"]["per_batch_size"]["16"]["kendall_tau"] == result["per_batch_size"]["16"]["kendall_tau"]
+    per_batch = m.details["validation_error"]["per_batch_size"]
+    assert per_batch["16"]["kendall_tau"] == result["per_batch_size"]["16"]["kendall_tau"]
     assert m.details["batch_size"] == 1 and "cpu-ort" in m.details["model"] and m.details["measured_on"] == "cpu-ort"
     assert "extrapolated" in profiles.get(str(yaml_path), {"batch_size": 64}).profile(tmp_path / "held_out.onnx")[
         "latency_ms"].details

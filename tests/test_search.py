@@ -233,7 +233,7 @@ def test_objective_selection(tmp_path):
          "names profile 'printed-egfet', which is not among the chosen profiles"),
         ({"constraints": ["cpu-ort.latency_ms<=-1"]}, "impossible"),
         ({"constraints": ["cpu-ort.latency_ms=1"]}, "expected PROFILE.METRIC<=VALUE"),
-        ({"space": "mlp_wide", "profiles": ["printed-egfet"]}, "offers quant ['int4', 'int8']"),
+        ({"space": "mlp_wide", "profiles": ["printed-egfet"]}, "offers quant ['int8']"),
         ({"trials": 0}, "--trials must be >= 1"),
     ],
 )

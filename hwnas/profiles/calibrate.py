@@ -368,7 +368,8 @@ def _profile_yaml(name: str, model: pred.LatencyModel, model_file: Path, measure
     v, t = model.validation, model.training
     per_batch = "; ".join(f"batch {b}: MAPE {e['mape_pct']}%, {e['within_10pct']}% within ±10%, "
                           f"Kendall tau {e['kendall_tau']}" for b, e in v["per_batch_size"].items())
-    measure_with = str(Path(measure_profile).resolve()) if measure_profile.endswith((".yaml", ".yml")) else measure_profile
+    is_file = measure_profile.endswith((".yaml", ".yml"))
+    measure_with = str(Path(measure_profile).resolve()) if is_file else measure_profile
     data = {
         "name": name,
         "kind": "predictor",

@@ -104,7 +104,8 @@ class CommandProfile(Profile):
         self._check_settings(merged)
         self._compiled = {key: self._compile(key, merged[key]) for key in _PATTERNS if merged[key] is not None}
         if "pattern" not in self._compiled:
-            raise ProfileError(f"profile '{self.name}': parameter 'pattern' is required (a regex capturing the latency)")
+            raise ProfileError(f"profile '{self.name}': parameter 'pattern' is required "
+                               "(a regex capturing the latency)")
         self._check_placeholders(merged)
         return merged
 

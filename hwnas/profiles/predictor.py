@@ -180,7 +180,8 @@ class PredictorProfile(Profile):
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         merged = super()._validate_params(params)
         if merged["batch_size"] < 1:
-            raise ProfileError(f"profile '{self.name}': parameter 'batch_size' must be >= 1, got {merged['batch_size']}")
+            raise ProfileError(f"profile '{self.name}': parameter 'batch_size' must be >= 1, "
+                               f"got {merged['batch_size']}")
         if not merged["model_file"] or not isinstance(merged["model_file"], str):
             raise ProfileError(f"profile '{self.name}': parameter 'model_file' (the fitted predictor JSON) is required")
         path = Path(merged["model_file"]).expanduser()
