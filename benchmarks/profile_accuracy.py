@@ -52,9 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=100, help="cpu-ort timed runs (default 100)")
     ap.add_argument("--rounds", type=int, default=3, help="cpu-ort measurement rounds over all jobs (default 3)")
     ap.add_argument("--confirm", type=int, default=4,
-                    help="extra rounds for jobs whose lowest two rounds differ by > 5%% (default 4)")
+                    help="extra rounds for jobs without two quiet rounds within 5%% (default 4)")
     ap.add_argument("--reference", choices=("min", "median"), default="min",
-                    help="which of the round medians is the truth: min (least disturbed, default) or median")
+                    help="the truth: min of the quiet round medians (default) or median of all rounds")
     ap.add_argument("--reuse", type=Path, help="refit on the measurements stored in this JSON (no measuring)")
     ap.add_argument("--write-profile", action="store_true", help=f"write the fit into hw_profiles/{PROFILE}.yaml")
     ap.add_argument("--json", type=Path, default=None)
@@ -139,22 +139,58 @@ def describe(arch: dict[str, Any]) -> str:
 # -------------------------------------------------------------------------------------------- measuring
 
 
+def canary(folder: Path) -> Any:
+    """A probe of how busy the shared host is right now: a fixed MLP (16-256-256-2, batch 16) in one ONNX
+    Runtime session; each call returns the median of 30 runs in ms (~0.5 ms of work)."""
+    import onnxruntime as ort
+
+    from hwnas.lowering.export import export_onnx
+    from hwnas.models import build_model
+    from hwnas.models.preprocess import InputStats
+    from hwnas.space import ArchConfig
+
+    x = np.random.default_rng(0).standard_normal((256, 16)).astype(np.float32)
+    config = ArchConfig("mlp", {"depth": 2, "width": [256, 256], "ffn": ["dense", "dense"], "activation": "relu"})
+    model = build_model(config, n_features=16, n_classes=2, stats=InputStats.of(x))
+    path = export_onnx(model, 16, folder / "canary.onnx")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feed = {sess.get_inputs()[0].name: x[:16]}
+
+    def probe() -> float:
+        times = []
+        for _ in range(30):
+            start = time.perf_counter_ns()
+            sess.run(None, feed)
+            times.append((time.perf_counter_ns() - start) / 1e6)
+        return float(np.median(times))
+
+    return probe
+
+
 def measure(archs: list[dict[str, Any]], paths: dict[int, Path], batches: list[int], repeats: int,
             seed: int, rounds: int, confirm: int) -> list[dict[str, Any]]:
     """cpu-ort latency of every (architecture, batch) in ``rounds`` rounds over all jobs, each in its own seeded
-    random order (the cache cleared between rounds), then up to ``confirm`` extra rounds for the jobs whose two
-    lowest round medians still differ by more than 5% (their low value is not yet confirmed: another process
-    on the shared host slowed most of their rounds). :func:`reference` turns the rounds into one number."""
+    random order (the cache cleared between rounds). A canary (:func:`canary`) runs before every job; a round
+    counts as *quiet* when the canaries before and after it are within 10% of the quietest canary seen. Up to
+    ``confirm`` extra rounds go to the jobs without two quiet rounds within 5% of each other.
+    :func:`reference` turns the rounds into one number."""
     from hwnas.profiles import get as get_profile
     from hwnas.profiles.onnxruntime import OnnxRuntimeProfile
 
     jobs = [(a["id"], b) for a in archs for b in batches]
     profiles = {b: get_profile("cpu-ort", {"batch_size": b, "repeats": repeats}) for b in batches}
-    runs: dict[tuple[int, int], list[float]] = {job: [] for job in jobs}
+    runs: dict[tuple[int, int], list[tuple[float, float, float]]] = {job: [] for job in jobs}
+    probe = canary(paths[archs[0]["id"]].parent)
     t0 = time.perf_counter()
 
+    def quiet(job: tuple[int, int]) -> list[float]:
+        floor = min(c for rs in runs.values() for _, c0, c1 in rs for c in (c0, c1))
+        return sorted(v for v, c0, c1 in runs[job] if max(c0, c1) <= 1.10 * floor)
+
     def unconfirmed() -> list[tuple[int, int]]:
-        return [j for j in jobs if len(runs[j]) < 2 or sorted(runs[j])[1] > 1.05 * min(runs[j])]
+        return [j for j in jobs if len(quiet(j)) < 2 or quiet(j)[1] > 1.05 * quiet(j)[0]]
 
     for r in range(rounds + confirm):
         todo = list(jobs) if r < rounds else unconfirmed()
@@ -162,16 +198,27 @@ def measure(archs: list[dict[str, Any]], paths: dict[int, Path], batches: list[i
             break
         OnnxRuntimeProfile._cache.clear()
         random.Random(seed + 1 + r).shuffle(todo)
+        before = probe()
         for aid, b in todo:
-            runs[(aid, b)].append(profiles[b].profile(paths[aid])["latency_ms"].value)
+            value = profiles[b].profile(paths[aid])["latency_ms"].value
+            after = probe()
+            runs[(aid, b)].append((value, before, after))
+            before = after
         print(f"# round {r + 1}: measured {len(todo)} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return [{"arch": aid, "batch": b, "rounds_ms": runs[(aid, b)]} for aid, b in jobs]
+    out = []
+    for aid, b in jobs:
+        q = quiet((aid, b))
+        out.append({"arch": aid, "batch": b, "rounds_ms": [v for v, _, _ in runs[(aid, b)]],
+                    "canary_ms": [max(c0, c1) for _, c0, c1 in runs[(aid, b)]], "quiet_ms": q})
+    return out
 
 
-def reference(rounds_ms: list[float], how: str) -> float:
-    """The measurement a prediction is scored against: ``min`` of the round medians (the round least
-    disturbed by other processes on the shared host: they only ever add time) or their ``median``."""
-    return float(np.min(rounds_ms) if how == "min" else np.median(rounds_ms))
+def reference(row: dict[str, Any], how: str) -> float:
+    """The measurement a prediction is scored against: ``min`` of the quiet round medians (other processes on
+    the shared host only ever add time; rounds during which the canary ran > 10% slow do not count unless no
+    round was quiet) or the ``median`` of all round medians."""
+    values = row.get("quiet_ms") or row["rounds_ms"]
+    return float(np.min(values) if how == "min" else np.median(row["rounds_ms"]))
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -348,7 +395,7 @@ def main(argv: list[str] | None = None) -> None:
     fit_ids = set(np.random.default_rng(args.seed).permutation(ids)[: len(ids) // 2].tolist())
     is_fit = np.array([r["arch"] in fit_ids for r in rows])
     held = ~is_fit
-    measured = {how: np.array([reference(r["rounds_ms"], how) for r in rows]) for how in ("min", "median")}
+    measured = {how: np.array([reference(r, how) for r in rows]) for how in ("min", "median")}
     meas = measured[args.reference]
     t1 = time.perf_counter()
     params = an.calibrate_table(an.build_table([c for c, f in zip(costs, is_fit) if f], fusion), meas[is_fit], base)

@@ -100,7 +100,31 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         dest = profiles.add(args.file, force=args.force)
         print(f"added profile from {args.file} as {dest}")
         return 0
+    if args.action == "calibrate":
+        return _calibrate(args)
     return _profile_run(args)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    """``profiles calibrate``: learn a predictor profile from measurements of sampled architectures."""
+    from pathlib import Path
+
+    from hwnas import profiles
+    from hwnas.profiles.calibrate import calibrate_predictor
+
+    out = Path(args.out) if args.out else profiles.user_dir() / f"{args.name or args.measure + '-predictor'}.yaml"
+    result = calibrate_predictor(
+        args.measure, out, spaces=args.space or ("mlp_tabular", "mlp_wide"), samples=args.samples,
+        batch_sizes=args.batch_size or (1, 16, 256), seed=args.seed, name=args.name, rounds=args.rounds,
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(f"wrote {result['yaml']} ({result['family']} model, {result['architectures']} architectures); held out: "
+              f"MAPE {result['mape_pct']:.1f}%, within ±10%: {result['within_10pct']:.0f}%, "
+              f"Kendall tau {result['kendall_tau']:.2f}")
+    return 0
 
 
 def _profile_run(args: argparse.Namespace) -> int:
@@ -213,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
     add = psub.add_parser("add", help="validate a profile YAML and copy it into the user profile folder")
     add.add_argument("file")
     add.add_argument("--force", action="store_true", help="replace or shadow a profile of the same name")
+    cal = psub.add_parser("calibrate", help="learn a predictor profile from measurements of sampled architectures")
+    cal.add_argument("measure", help="the measuring profile (e.g. cpu-ort, or a command profile for a phone)")
+    cal.add_argument("--name", help="name of the new profile (default: MEASURE-predictor)")
+    cal.add_argument("--out", help="YAML to write (default: the user profile folder, so it is usable by name)")
+    cal.add_argument("--space", action="append", help="search space to sample (repeatable; default mlp_tabular, mlp_wide)")
+    cal.add_argument("--samples", type=int, default=200, help="architectures to measure (each at every batch size)")
+    cal.add_argument("--batch-size", type=int, action="append", help="batch size (repeatable; default 1, 16, 256)")
+    cal.add_argument("--seed", type=int, default=0)
+    cal.add_argument("--rounds", type=int, default=1, help="measure each file this many times, keep the fastest")
+    cal.add_argument("--json", action="store_true")
     for action, text in (("predict", "predict costs of an ONNX file"), ("measure", "measure an ONNX file here")):
         q = psub.add_parser(action, help=text)
         q.add_argument("name", help="profile name or YAML file")
@@ -261,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nhwnas: interrupted; finished trials are saved — re-run the same command to resume.", file=sys.stderr)
         return 130
+    finally:
+        # Everything is saved by now: a late Ctrl-C / SIGTERM must not turn the exit into a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

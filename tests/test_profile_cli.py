@@ -161,3 +161,16 @@ def test_search_verify_remeasures_the_pareto_models(tmp_path):
     assert all(p["recorded_provenance"] == "measured" and p["measured"] > 0 for p in cpu["points"])
     text = hwnas("verify", "--out", str(out)).stdout
     assert "cpu-ort vs" in text and "MAPE" in text
+
+
+def test_calibrate_writes_a_usable_predictor_profile(tmp_path):
+    proc = hwnas("profiles", "calibrate", "cpu-ort", "--name", "host-learned", "--samples", "12", "--batch-size", "1",
+                 "--batch-size", "8", "--space", "mlp_tabular", "--json")
+    result = json.loads(proc.stdout)
+    assert result["n"] > 0 and 0 <= result["within_10pct"] <= 100
+    assert (profiles.user_dir() / "host-learned.yaml").is_file()
+    model = foreign_mlp(tmp_path / "m.onnx")
+    out = json.loads(hwnas("profiles", "predict", "host-learned", str(model), "--json").stdout)
+    m = out["metrics"]["latency_ms"]
+    assert m["provenance"] == "predicted" and m["value"] > 0 and m["details"]["validation_error"]
+    (profiles.user_dir() / "host-learned.yaml").unlink()

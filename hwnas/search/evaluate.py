@@ -17,7 +17,7 @@ import onnx
 from hwnas import __version__
 from hwnas.errors import CandidateError, ConfigError, ProfileError
 from hwnas.lowering.export import set_metadata
-from hwnas.lowering.precision import CONVERTED, deploy
+from hwnas.lowering.precision import CONVERTED, deploy, describe_weights, verify
 from hwnas.profiles import FixedPoint, Profile, ProfileResult
 from hwnas.search.objectives import Constraint, violations
 from hwnas.space import ArchConfig
@@ -135,6 +135,9 @@ class CandidateEvaluator:
         if hasattr(model, "bake"):
             model.bake()
         meta = self._metadata(config, seed, model)
+        weights = describe_weights(model) if hasattr(model, "weight_modes") else []
+        if weights:
+            meta["hwnas.layers"] = weights  # per weight: precision, zero fraction, 2:4 — checked below
         self.task.export(model, path, meta)
         modes = converted_modes(model)
         if modes:  # per-layer int8 / int4 / fp16 nodes: convert the fp32 graph into what ORT deploys
@@ -143,6 +146,7 @@ class CandidateEvaluator:
             deploy(fp32, path, modes, self.task.calibration_feeds())
             set_metadata(path, meta)
             fp32.unlink()
+        verify(path, weights)
         return path
 
     def _profile(self, path: Path) -> dict[str, ProfileResult]:
