@@ -36,12 +36,13 @@ def test_builtin_spaces_load_and_sample():
     assert {"mlp_tabular", "mlp_wide"} <= set(list_spaces())
     wide = load_space("mlp_wide")
     assert wide.params["width"].high >= 1024 and wide.params["depth"].high >= 6
+    assert {"mlp_full", "mlp_printed", "transformer_ffn"} <= set(list_spaces())
     for name in list_spaces():
         space = load_space(name)
         for seed in range(20):
             config = space.sample(seed)
             assert config.model == space.model
-            assert len(config["width"]) == config["depth"]
+            assert len(config["ffn" if "ffn" in space.params else "width"]) == config["depth"]
 
 
 def test_per_layer_and_conditional_parameters(tmp_path):
