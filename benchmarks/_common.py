@@ -25,14 +25,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from hwnas.profiles.onnxruntime import cpu_name  # noqa: E402  (one home for the host's CPU name)
 
 
 def environment() -> dict[str, Any]:

@@ -279,7 +279,7 @@ def write_profile(params: dict[str, Any], held_out: dict[str, Any], n_fit: int, 
         f"MAPE {100 * o['mape']:.1f}%, Kendall tau {o['kendall_tau']:.3f} against cpu-ort on {cpu}, {date} "
         f"(within ±10% / MAPE / tau: {per_b})"
     )
-    data["params"] = {k: params[k] for k in data["params"]} | {k: v for k, v in params.items() if k not in data["params"]}
+    data["params"] = {**{k: params[k] for k in data["params"]}, **params}  # keep the file's order, add new keys
     data["description"] = (
         f"Analytical roofline model of THIS host's CPU ({cpu}) running ONNX Runtime's CPU EP with 1 thread, "
         f"calibrated on {date} against cpu-ort measurements of hwnas MLPs (benchmarks/profile_accuracy.py, "

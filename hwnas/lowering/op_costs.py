@@ -23,8 +23,7 @@ Conventions:
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -121,7 +120,7 @@ def _load(model: onnx.ModelProto | str | Path) -> onnx.ModelProto:
         return copy
     try:
         return onnx.load(str(model))
-    except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, Exception) as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError, OSError, ValidationError, ...
         raise ProfileError(f"cannot read ONNX model {model}: {exc}") from exc
 
 
@@ -208,15 +207,29 @@ def _dequantize(node: onnx.NodeProto, v: list[np.ndarray | None]) -> np.ndarray:
     return (x - zero) * scale
 
 
-_FOLD: dict[str, Callable[[onnx.NodeProto, list[np.ndarray | None]], np.ndarray]] = {
-    "Identity": lambda n, v: v[0],  # type: ignore[dict-item]
-    "Cast": lambda n, v: v[0],  # type: ignore[dict-item]
-    "Neg": lambda n, v: -v[0],  # type: ignore[operator]
+def _reshape(n: onnx.NodeProto, v: list[Any]) -> np.ndarray:
+    return v[0].reshape([d if d else v[0].shape[i] for i, d in enumerate(v[1].tolist())])
+
+
+def _flatten(n: onnx.NodeProto, v: list[Any]) -> np.ndarray:
+    return v[0].reshape(int(np.prod(v[0].shape[: int(_attr(n, "axis", 1))])), -1)
+
+
+def _squeeze(n: onnx.NodeProto, v: list[Any]) -> np.ndarray:
+    axes = _attr(n, "axes") if len(v) < 2 or v[1] is None else v[1].tolist()
+    return np.squeeze(v[0], axis=tuple(axes) if axes is not None else None)
+
+
+def _unsqueeze(n: onnx.NodeProto, v: list[Any]) -> np.ndarray:
+    axes = _attr(n, "axes") if len(v) < 2 or v[1] is None else v[1].tolist()
+    return np.expand_dims(v[0], axis=tuple(axes))
+
+
+#: Constant folding of the ops a stored weight passes through on its way to a MatMul.
+_FOLD: dict[str, Callable[[onnx.NodeProto, list[Any]], np.ndarray]] = {
+    "Identity": lambda n, v: v[0], "Cast": lambda n, v: v[0], "Neg": lambda n, v: -v[0],
     "Transpose": lambda n, v: np.transpose(v[0], _attr(n, "perm")),
-    "Reshape": lambda n, v: v[0].reshape([d if d else v[0].shape[i] for i, d in enumerate(v[1].tolist())]),  # type: ignore[union-attr]
-    "Flatten": lambda n, v: v[0].reshape(int(np.prod(v[0].shape[: int(_attr(n, "axis", 1))])), -1),  # type: ignore[union-attr]
-    "Squeeze": lambda n, v: np.squeeze(v[0], axis=tuple(v[1].tolist()) if len(v) > 1 and v[1] is not None else None),  # type: ignore[union-attr, arg-type]
-    "Unsqueeze": lambda n, v: np.expand_dims(v[0], axis=tuple(v[1].tolist())),  # type: ignore[union-attr, arg-type]
+    "Reshape": _reshape, "Flatten": _flatten, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
     "DequantizeLinear": _dequantize,
 }
 
@@ -394,27 +407,39 @@ def _contrib_shape(g: _Graph, node: onnx.NodeProto) -> tuple[list[int], int] | N
     return None
 
 
+_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data")
+
+
+def _without_weight_data(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose large initializers keep their shape but drop their values (shape inference needs only the
+    small integer constants), so that repeated inference does not copy the weights."""
+    light = onnx.ModelProto()
+    light.CopyFrom(model)
+    for t in light.graph.initializer:
+        if int(np.prod(t.dims)) > 64:
+            for name in _DATA_FIELDS:
+                t.ClearField(name)
+    return light
+
+
 def _infer(model: onnx.ModelProto, weights: set[str]) -> onnx.ModelProto:
-    """ONNX shape inference, completed with :func:`_contrib_shape` for unknown ops, until nothing changes."""
+    """``model`` with value_info from ONNX shape inference, completed with :func:`_contrib_shape` for unknown
+    ops (one at a time, re-running ONNX inference so that standard ops downstream see the new shape)."""
+    light = _without_weight_data(model)
     for _ in range(len(model.graph.node) + 1):
         try:
-            model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+            light = shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
         except Exception as exc:  # noqa: BLE001 - onnx raises several types
             raise ProfileError(f"ONNX shape inference failed: {exc}") from exc
-        g = _Graph(model, weights)
-        added = 0
-        for node in g.nodes:
-            if not node.output or g.shape(node.output[0]) is not None or node.op_type == "Constant":
-                continue
-            guess = _contrib_shape(g, node)
-            if guess is None:
-                continue
-            shape, elem = guess
-            model.graph.value_info.append(helper.make_tensor_value_info(node.output[0], elem or TensorProto.FLOAT, shape))
-            added += 1
-            break  # re-run ONNX inference so that standard ops downstream see the new shape
-        if not added:
-            return model
+        g = _Graph(light, weights)
+        node = next((n for n in g.nodes if n.output and n.op_type != "Constant" and g.shape(n.output[0]) is None
+                     and _contrib_shape(g, n) is not None), None)
+        if node is None:
+            break
+        shape, elem = _contrib_shape(g, node)  # type: ignore[misc]
+        light.graph.value_info.append(helper.make_tensor_value_info(node.output[0], elem or TensorProto.FLOAT, shape))
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(light.graph.value_info)
     return model
 
 

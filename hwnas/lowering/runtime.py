@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,13 @@ from hwnas.lowering.export import INPUT_NAME
 
 
 def session(path: Path | str, threads: int = 1):  # type: ignore[no-untyped-def]
-    """A CPU inference session with a fixed thread count."""
+    """A CPU inference session with a fixed thread count, reused while the file is unchanged."""
+    stat = os.stat(path)
+    return _session(str(path), stat.st_mtime_ns, stat.st_size, threads)
+
+
+@functools.lru_cache(maxsize=2)
+def _session(path: str, mtime_ns: int, size: int, threads: int):  # type: ignore[no-untyped-def]
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

@@ -1,26 +1,30 @@
 """The ``analytical`` profile kind: latency predicted by a per-operator roofline model of the lowered ONNX graph.
 
-For every operator of the graph (:func:`hwnas.lowering.op_costs.graph_costs`)::
+For every operator that runs (:func:`hwnas.lowering.op_costs.graph_costs`; see ``fusion``)::
 
-    t_op    = op_overhead[op] + max(t_compute, t_memory)        (0 for folded constants; see ``fusion``)
+    t_op      = op_overhead[op] + max(t_compute, t_memory)      (fused epilogue ops: t_compute only)
     t_compute = flops / (peak[dtype] · eff)                      (÷ sparse speed-up where the hardware has one)
-    eff     = efficiency.matmul · m/(m+m_half) · n/(n+n_half) · k/(k+k_half)   for MatMul/Gemm
-              efficiency.elementwise                                          for everything else
-    t_memory = weight_bytes / bw(model weights) + activation_bytes / bw(op activations)
-    latency = inference_overhead + Σ t_op
+    eff       = efficiency.matmul · m/(m+m_half) · n/(n+n_half) · k/(k+k_half)   MatMul/Gemm
+              = efficiency.elementwise · run/(run+run_half)                      elementwise ops
+              = efficiency.quant · run/(run+quant_run_half)                      Q/DQ ops
+    t_memory  = weight_bytes / bw(all weights of the model) + activation_bytes / bw(activation bytes of the op)
+    latency   = inference_overhead + Σ t_op
 
 ``bw(x)`` is the bandwidth of the smallest cache level (``cache_bytes`` / ``cache_gbps``, ascending) that holds
-``x`` bytes, else ``memory_gbps``. Weights are re-read by every inference, so their level is set by all the
-weights of the model together (the working set between two inferences); an operator's activations by their own
-size. A dtype missing from ``peak_gflops`` falls back to the next wider one (int4 → int8 → fp16 → fp32,
-bf16 → fp32). A weight in the 2:4 pattern runs ``sparse_2_4_speedup`` × faster and is stored compressed (half
-the values + 2 bits of index per kept value) only for ``sparse_2_4_dtypes``; unstructured zeros give nothing
-unless ``unstructured_sparsity_speedup`` (a cap) is set: then compute shrinks by ``min(cap, 1/(1-sparsity))``.
+``x`` bytes, else ``memory_gbps``: weights are re-read by every inference, so their level is set by all the
+weights of the model (the working set between two inferences). ``x/(x+x_half)`` are half-performance lengths
+(register tiles, pipeline fill, vector-loop start-up over runs of ``run`` contiguous elements). A dtype missing
+from ``peak_gflops`` falls back to the next wider one (int4 → int8 → fp16 → fp32, bf16 → fp32). A weight in
+the 2:4 pattern runs ``sparse_2_4_speedup`` × faster and is stored compressed (half the values + 2 bits of
+index per kept value), only for ``sparse_2_4_dtypes``; unstructured zeros give nothing unless
+``unstructured_sparsity_speedup`` (a cap) is set: then compute shrinks by ``min(cap, 1/(1-sparsity))``.
+``repack_batched_weights``: the runtime pre-packs only 2-D weights, so a batched (3-D) weight is read and
+written once more before each GEMM with m > 1 (ONNX Runtime's MLAS).
 
-``fusion`` says which graph runs: ``none`` (every node is a kernel), ``epilogue`` (elementwise and Q/DQ ops that
-directly follow a MatMul/Gemm fold into it, DequantizeLinear ops feeding one fold into it, constant-only
-subgraphs are folded at load time: what TensorRT / cuBLASLt epilogues / XNNPACK do) or ``onnxruntime`` (the graph
-after ONNX Runtime's own CPU graph optimizations, costed as it is then executed).
+``fusion`` says which graph runs: ``none`` (every node is a kernel), ``epilogue`` (elementwise and Q/DQ ops
+computed only from one MatMul/Gemm's output fold into it, DequantizeLinear ops feeding one fold into it,
+constant-only subgraphs are folded at load time: what TensorRT / cuBLASLt epilogues / XNNPACK do) or
+``onnxruntime`` (the graph after ONNX Runtime's own CPU graph optimizations, costed as it is then executed).
 
 :func:`calibrate` fits the free constants to measured latencies by least squares on log error (scipy).
 ``docs/profiles.md`` derives the constants of the built-in profiles and reports the validation.
@@ -117,6 +121,7 @@ class _Table:
     cls: list[str]
     dtype: list[str]
     flops: np.ndarray
+    batch: np.ndarray
     m: np.ndarray
     n: np.ndarray
     k: np.ndarray
@@ -144,37 +149,31 @@ def _codes(values: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
     return list(uniq), idx
 
 
+_COLUMNS = ("flops", "batch", "m", "n", "k", "run", "weight_bytes", "act_bytes", "sparsity")
+
+
+def _row(c: OpCost) -> tuple[float, ...]:
+    """The numeric columns of one operator (``_COLUMNS``)."""
+    d = c.dims
+    act = max(0.0, c.bytes_read + c.bytes_written - c.weight_bytes)
+    return (c.flops, d.get("batch", 1), d.get("m", 1), d.get("n", 1), d.get("k", 1),
+            d.get("run", d.get("elements", 1)), c.weight_bytes, act, c.weight_sparsity)
+
+
 def build_table(cost_lists: Sequence[Sequence[OpCost]], fusion: str) -> _Table:
-    rows: dict[str, list[Any]] = {k: [] for k in ("sample", "op_type", "cls", "dtype", "flops", "m", "n", "k", "run",
-                                                    "weight_bytes", "act_bytes", "sparse_2_4", "sparsity")}
-    folded_all, fused_all, ws = [], [], []
-    for s, costs in enumerate(cost_lists):
-        folded, fused = _fusion_flags(costs, fusion)
-        folded_all.append(folded)
-        fused_all.append(fused)
-        ws.append(sum(c.weight_bytes for c, f in zip(costs, folded) if not f))
-        for c in costs:
-            d = c.dims
-            rows["sample"].append(s)
-            rows["op_type"].append(c.op_type)
-            rows["cls"].append(op_class(c))
-            rows["dtype"].append(c.dtype)
-            rows["flops"].append(c.flops)
-            rows["m"].append(d.get("m", 1))
-            rows["n"].append(d.get("n", 1))
-            rows["k"].append(d.get("k", 1))
-            rows["run"].append(d.get("run", d.get("elements", 1)))
-            rows["weight_bytes"].append(c.weight_bytes)
-            rows["act_bytes"].append(max(0.0, c.bytes_read + c.bytes_written - c.weight_bytes))
-            rows["sparse_2_4"].append(c.sparse_2_4)
-            rows["sparsity"].append(c.weight_sparsity)
-    arr = {k: np.asarray(v, dtype=float) for k, v in rows.items() if k not in ("op_type", "cls", "dtype")}
+    """One table over the operators of every sample in ``cost_lists`` (fusion flags applied per sample)."""
+    flags = [_fusion_flags(costs, fusion) for costs in cost_lists]
+    ops = [c for costs in cost_lists for c in costs]
+    num = np.array([_row(c) for c in ops], dtype=float).reshape(len(ops), len(_COLUMNS))
+    col = {name: num[:, i] for i, name in enumerate(_COLUMNS)}
+    folded = np.concatenate([f for f, _ in flags]) if ops else np.zeros(0, bool)
+    fused = np.concatenate([f for _, f in flags]) if ops else np.zeros(0, bool)
+    weights = [sum(c.weight_bytes for c, f in zip(costs, fl) if not f) for costs, (fl, _) in zip(cost_lists, flags)]
     return _Table(
-        arr["sample"].astype(int), rows["op_type"], rows["cls"], rows["dtype"], arr["flops"], arr["m"], arr["n"],
-        arr["k"], arr["run"], arr["weight_bytes"], arr["act_bytes"], arr["sparse_2_4"].astype(bool), arr["sparsity"],
-        np.concatenate(folded_all) if folded_all else np.zeros(0, bool),
-        np.concatenate(fused_all) if fused_all else np.zeros(0, bool),
-        np.asarray(ws, dtype=float), len(cost_lists),
+        sample=np.repeat(np.arange(len(cost_lists)), [len(c) for c in cost_lists]).astype(int),
+        op_type=[c.op_type for c in ops], cls=[op_class(c) for c in ops], dtype=[c.dtype for c in ops],
+        **col, sparse_2_4=np.array([c.sparse_2_4 for c in ops], dtype=bool), folded=folded, fused=fused,
+        model_weight_bytes=np.asarray(weights, dtype=float), n_samples=len(cost_lists),
     )
 
 
@@ -220,38 +219,51 @@ class OpTimes:
     latency_s: np.ndarray  # per sample
 
 
-def evaluate(table: _Table, params: Mapping[str, Any]) -> OpTimes:
-    """The model of the module docstring over every operator of ``table``."""
-    peaks = params["peak_gflops"]
-    eff = params["efficiency"]
-    resolved_u = [resolve_dtype(d, peaks) for d in table.dtypes]
-    peak = np.array([float(peaks[d]) for d in resolved_u] or [1.0])[table.dtype_idx] * 1e9
-    mm = table.is_matmul
+def _sat(x: np.ndarray, half: float) -> np.ndarray:
+    """Half-performance-length factor ``x / (x + half)`` (``x`` at least 1)."""
+    x = np.maximum(x, 1.0)
+    return x / (x + max(float(half), 0.0))
 
-    def sat(x: np.ndarray, half: float) -> np.ndarray:
-        x = np.maximum(x, 1.0)
-        return x / (x + max(float(half), 0.0))
 
-    e = np.where(mm, float(eff["matmul"]) * sat(table.m, eff["m_half"]) * sat(table.n, eff["n_half"])
-                 * sat(table.k, eff["k_half"]), np.where(table.is_quant, float(eff["quant"]) * sat(table.run, eff["quant_run_half"]),
-                          float(eff["elementwise"]) * sat(table.run, eff["run_half"])))
+def _efficiency(table: _Table, eff: Mapping[str, float]) -> np.ndarray:
+    """Fraction of the dtype's peak each operator reaches."""
+    gemm = float(eff["matmul"]) * _sat(table.m, eff["m_half"]) * _sat(table.n, eff["n_half"])
+    gemm = gemm * _sat(table.k, eff["k_half"])
+    quant = float(eff["quant"]) * _sat(table.run, eff["quant_run_half"])
+    other = float(eff["elementwise"]) * _sat(table.run, eff["run_half"])
+    return np.where(table.is_matmul, gemm, np.where(table.is_quant, quant, other))
+
+
+def _sparsity(table: _Table, params: Mapping[str, Any], resolved: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(compute speed-up, weight bytes) per operator after what the hardware does with zeros."""
     speed = np.ones(len(table.cls))
     wbytes = table.weight_bytes.copy()
-    s24 = float(params["sparse_2_4_speedup"])
-    if s24 > 1.0:
-        supported = np.array([r in params["sparse_2_4_dtypes"] for r in resolved_u] or [False])[table.dtype_idx]
-        ok = table.sparse_2_4 & mm & supported
-        speed = np.where(ok, s24, speed)
-        meta = np.array([0.5 + 0.5 * 2.0 / _BITS[r] for r in resolved_u] or [1.0])[table.dtype_idx]
-        wbytes = np.where(ok, wbytes * meta, wbytes)
+    if float(params["sparse_2_4_speedup"]) > 1.0:
+        supported = np.array([r in params["sparse_2_4_dtypes"] for r in resolved] or [False])[table.dtype_idx]
+        ok = table.sparse_2_4 & table.is_matmul & supported
+        speed = np.where(ok, float(params["sparse_2_4_speedup"]), speed)
+        compressed = np.array([0.5 + 0.5 * 2.0 / _BITS[r] for r in resolved] or [1.0])[table.dtype_idx]
+        wbytes = np.where(ok, wbytes * compressed, wbytes)
     cap = params.get("unstructured_sparsity_speedup")
     if cap:
         gain = np.minimum(float(cap), 1.0 / np.maximum(1.0 - table.sparsity, 1e-9))
-        speed = np.where(mm & (table.sparsity > 0) & ~(speed > 1.0), gain, speed)
-    compute = table.flops / (peak * np.maximum(e, 1e-12)) / speed
+        speed = np.where(table.is_matmul & (table.sparsity > 0) & ~(speed > 1.0), gain, speed)
+    return speed, wbytes
+
+
+def evaluate(table: _Table, params: Mapping[str, Any]) -> OpTimes:
+    """The model of the module docstring over every operator of ``table``."""
+    peaks = params["peak_gflops"]
+    resolved = [resolve_dtype(d, peaks) for d in table.dtypes]
+    peak = np.array([float(peaks[d]) for d in resolved] or [1.0])[table.dtype_idx] * 1e9
+    speed, wbytes = _sparsity(table, params, resolved)
+    compute = table.flops / (peak * np.maximum(_efficiency(table, params["efficiency"]), 1e-12)) / speed
     ws = table.model_weight_bytes[table.sample] if table.n_samples else np.zeros(0)
     memory = wbytes / _bandwidth(ws, params) + table.act_bytes / _bandwidth(table.act_bytes, params)
     overhead = np.array([_overhead_us(params, o, c) for o, c in table.op_keys] or [0.0])[table.op_key_idx] * 1e-6
+    if params["repack_batched_weights"]:  # a batched (3-D) weight is packed again (read + write) before each GEMM
+        repack = table.is_matmul & (table.batch > 1) & (table.m > 1)
+        overhead = overhead + np.where(repack, 2.0 * table.weight_bytes / _bandwidth(ws, params), 0.0)
     fused, live = table.fused, ~table.folded
     total = np.where(live, np.where(fused, compute, overhead + np.maximum(compute, memory)), 0.0)
     latency = np.bincount(table.sample, weights=total, minlength=table.n_samples)
@@ -342,29 +354,26 @@ def calibrate(
     (positive, within 1/1000..1000 × its start) by ``scipy.optimize.least_squares`` on
     ``log(predicted / measured)`` with a robust ``loss``; constants the samples do not influence stay put.
     """
-    from scipy.optimize import least_squares
-
-    params = _full_params(base_params)
     if not samples:
         raise ProfileError("calibrate: no samples")
+    params = _full_params(base_params)
     costs = [lowered_costs(m, int(b), params["fusion"]) for m, b, _ in samples]
-    return calibrate_table(build_table(costs, params["fusion"]), np.array([s[2] for s in samples], float),
-                           params, free, loss=loss, f_scale=f_scale, _least_squares=least_squares)
+    measured = np.array([s[2] for s in samples], dtype=float)
+    return calibrate_table(build_table(costs, params["fusion"]), measured, params, free, loss=loss, f_scale=f_scale)
 
 
 def calibrate_table(
     table: _Table, measured_ms: np.ndarray, base_params: Mapping[str, Any], free: Sequence[str] | None = None,
-    *, loss: str = "soft_l1", f_scale: float = 0.05, _least_squares: Any = None,
+    *, loss: str = "soft_l1", f_scale: float = 0.05,
 ) -> dict[str, Any]:
     """:func:`calibrate` on a prebuilt table (the benchmark reuses one table for many fits)."""
-    if _least_squares is None:
-        from scipy.optimize import least_squares as _least_squares
+    from scipy.optimize import least_squares
+
     params = _full_params(base_params)
     free = list(free) if free is not None else default_free(table, params)
     target = np.log(np.asarray(measured_ms, float) * 1e-3)
     if np.any(~np.isfinite(target)):
         raise ProfileError("calibrate: measured latencies must be positive")
-    start = np.array([max(_get(params, p), 1e-3) for p in free])
 
     def model(x: np.ndarray) -> np.ndarray:
         trial = copy.deepcopy(params)
@@ -372,7 +381,7 @@ def calibrate_table(
             _set(trial, path, float(v))
         return np.log(evaluate(table, trial).latency_s)
 
-    x0 = np.log(start)
+    x0 = np.log([max(_get(params, p), 1e-3) for p in free])
     base = model(x0)  # keep only the constants that move a prediction
     keep = [i for i in range(len(free)) if np.max(np.abs(model(x0 + np.eye(len(free))[i] * 0.4) - base)) > 1e-9]
     if keep:
@@ -381,11 +390,12 @@ def calibrate_table(
             x[keep] = y
             return model(x) - target
 
-        fit = _least_squares(residuals, x0[keep], bounds=(x0[keep] - math.log(1e3), x0[keep] + math.log(1e3)),
-                             loss=loss, f_scale=f_scale, diff_step=1e-3, max_nfev=400 * len(keep))
+        span = math.log(1e3)
+        fit = least_squares(residuals, x0[keep], bounds=(x0[keep] - span, x0[keep] + span), loss=loss,
+                            f_scale=f_scale, diff_step=1e-3, max_nfev=400 * len(keep))
         x0[keep] = fit.x
     for path, v in zip(free, np.exp(x0)):
-        _set(params, path, float(_round(v)))
+        _set(params, path, _round(float(v)))
     return params
 
 
@@ -435,6 +445,7 @@ class AnalyticalProfile(Profile):
         "sparse_2_4_speedup": 1.0,
         "sparse_2_4_dtypes": ["fp16", "bf16", "int8"],
         "unstructured_sparsity_speedup": None,
+        "repack_batched_weights": False,
         "op_overhead_us": {"default": 1.0},
         "inference_overhead_us": 5.0,
         "model_name": MODEL_NAME,
@@ -455,7 +466,8 @@ class AnalyticalProfile(Profile):
         if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
             raise ProfileError(f"profile '{name}': parameter 'batch_size' must be an integer >= 1, got {bs!r}")
         if p["fusion"] not in FUSIONS:
-            raise ProfileError(f"profile '{name}': parameter 'fusion' must be one of {list(FUSIONS)}, got {p['fusion']!r}")
+            raise ProfileError(f"profile '{name}': parameter 'fusion' must be one of {list(FUSIONS)}, "
+                               f"got {p['fusion']!r}")
         self._check_mapping("peak_gflops", p["peak_gflops"], DTYPES, strict=True)
         if "fp32" not in p["peak_gflops"]:
             raise ProfileError(f"profile '{name}': peak_gflops needs an 'fp32' entry (every dtype falls back to it)")
@@ -479,7 +491,8 @@ class AnalyticalProfile(Profile):
         if list(caps) != sorted(caps):
             raise ProfileError(f"profile '{name}': cache_bytes must be ascending (L1, L2, ...), got {caps}")
         _number(name, "sparse_2_4_speedup", p["sparse_2_4_speedup"], 1.0)
-        bad = [d for d in p["sparse_2_4_dtypes"] if d not in DTYPES] if isinstance(p["sparse_2_4_dtypes"], list) else [p["sparse_2_4_dtypes"]]
+        sparse_dtypes = p["sparse_2_4_dtypes"]
+        bad = [d for d in sparse_dtypes if d not in DTYPES] if isinstance(sparse_dtypes, list) else [sparse_dtypes]
         if bad:
             raise ProfileError(f"profile '{name}': sparse_2_4_dtypes: unknown dtype(s) {bad}; known {list(DTYPES)}")
         cap = p["unstructured_sparsity_speedup"]
@@ -487,6 +500,8 @@ class AnalyticalProfile(Profile):
             _number(name, "unstructured_sparsity_speedup", cap, 1.0)
         if not isinstance(p["measure_with"], (type(None), str, dict)):
             raise ProfileError(f"profile '{name}': measure_with must be a profile name, a mapping or null")
+        if not isinstance(p["repack_batched_weights"], bool):
+            raise ProfileError(f"profile '{name}': repack_batched_weights must be true or false")
         if not isinstance(p.get("prefer_measured", False), bool):
             raise ProfileError(f"profile '{name}': prefer_measured must be true or false")
         if not str(p["validation_error"]).strip():
