@@ -4,18 +4,21 @@ Architectures are sampled from the built-in spaces ``mlp_tabular`` (a third; hal
 fixed-point inputs and weights, as a search with ``printed-egfet`` exports them) and ``mlp_wide`` (two thirds;
 fp32 or int8 QDQ as the config says), built untrained with ``hwnas.models.build_model`` on random N(0, 1)
 input statistics (latency does not depend on weight values) and exported with ``export_onnx``
-(``quantize_int8`` for int8). Every architecture is measured with ``cpu-ort`` (1 thread, median of 100 runs after
-10 warm-ups) at every batch size, in a seeded random order so that drift of the shared host spreads evenly.
+(``quantize_int8`` for int8). Every architecture is measured with ``cpu-ort`` (1 thread, median of 100 runs
+after 10 warm-ups) at every batch size, in rounds of seeded random order; a canary before and after every
+measurement tells quiet rounds from rounds disturbed by other processes on the shared host, and the truth is
+the minimum of the quiet rounds (see :func:`measure`).
 
-The architectures are split in halves (seeded): :func:`hwnas.profiles.analytical.calibrate` fits the model
+The architectures are split in halves (seeded): :func:`hwnas.profiles.analytical.calibrate_table` fits the model
 constants on the first half, starting from ``hw_profiles/cpu-host-model.yaml``; the table reports the other
 half: share of predictions within ±10%, MAPE, Kendall τ, per batch size and overall, next to two proxies fitted on
-the same half: ``flops`` (latency = s × FLOPs, one scale) and ``flops+c`` (latency = a + s × FLOPs).
+the same half: ``flops`` (latency = s × FLOPs, one scale) and ``flops+c`` (latency = a + s × FLOPs). It also
+checks the GPU profiles against published large-GEMM measurements and how much their L2 level matters.
 
 Writes ``benchmarks/results/profile_accuracy.json``. ``--write-profile`` stores the fitted constants and the
 held-out error in ``hw_profiles/cpu-host-model.yaml``. ``--reuse FILE`` refits on the measurements of an earlier
-run (models are re-exported; no measuring). Run: ``python benchmarks/profile_accuracy.py`` (full, ~15 min on 2
-cores) or ``--quick``.
+run (models are re-exported; no measuring). Run: ``python benchmarks/profile_accuracy.py`` (full, ~3-5 min on 2
+cores) or ``--quick`` (24 architectures, one round).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RUNS_DIR, cpu_name, environment, header, loadavg, table, write_json  # noqa: E402
+from _common import RUNS_DIR, environment, header, loadavg, table, write_json  # noqa: E402
 
 NAME = "profile_accuracy"
 PROFILE = "cpu-host-model"
@@ -69,6 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.batch_list = [int(b) for b in args.batches.split(",") if b.strip()]
     if args.archs < 4:
         ap.error("--archs must be >= 4")
+    if args.quick and args.write_profile:
+        ap.error("--write-profile needs a full run (a --quick fit is not worth keeping)")
     return args
 
 

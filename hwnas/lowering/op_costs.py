@@ -11,13 +11,18 @@ Conventions:
   ``MatMulInteger(ToFloat)``, ``DynamicQuantizeMatMul``, ``MatMulNBits``): ``macs = batch·m·k·n``,
   ``flops = 2·macs`` (+ one per output element for a bias, + the activation of a fused epilogue);
 * everything else is elementwise-like: ``flops = FLOPS_PER_ELEMENT[op] × elements`` (1 when unknown, with a
-  note); layout ops (Reshape, Squeeze, ...) move no data, Transpose/Concat/Gather copy it;
+  note); layout ops (Reshape, Squeeze, ...) move no data, Transpose/Concat/Gather copy it; ``dims["run"]`` of a
+  broadcasting op or a Q/DQ is the number of contiguous elements that share one operand pattern / one scale
+  (``x[256, 11] - mean[11]``: 11; a per-channel DequantizeLinear along the last axis: 1);
 * an operand produced by ``DequantizeLinear`` is read in its quantized type (the runtime reads int8, not the
   dequantized floats), and a MatMul/Gemm whose weight comes from a DequantizeLinear of an int8 (int4) tensor is
   int8 (int4) compute; ``MatMulNBits`` is int4 weight-only; float16/bfloat16 tensors give fp16/bf16;
 * a *weight* is a constant operand: an initializer (dense or sparse), a ``Constant``, anything computed only
   from constants, or a graph input that is the B operand of a MatMul-like op with a fully static shape
   (weights supplied as graph inputs). Its exact zeros give ``weight_sparsity`` and the 2:4 check.
+
+:func:`optimize_with_onnxruntime` returns the graph ONNX Runtime's CPU EP actually executes (fused Gemm +
+activation, QGemm, ...); cost it with ``graph_costs(..., qdq_int8=False)``.
 """
 
 from __future__ import annotations
