@@ -92,18 +92,3 @@ class BlockDiagonal(QuantWeights):
         xb = x.reshape(n, self.blocks, -1).transpose(0, 1)  # [b, N, in/b]
         yb = torch.matmul(xb, self.q(self.weight))  # [b, N, out/b]
         return yb.transpose(0, 1).reshape(n, -1) + self.bias
-
-
-def make_layer(ffn: str, n_in: int, n_out: int, *, rank: int | None, blocks: int | None, bits: int | None) -> QuantWeights:
-    """The hidden-layer structure named by ``ffn`` (dense, lowrank, blockdiag)."""
-    if ffn == "dense":
-        return Dense(n_in, n_out, bits)
-    if ffn == "lowrank":
-        if not rank:
-            raise ValueError("ffn 'lowrank' needs a rank")
-        return LowRank(n_in, n_out, rank, bits)
-    if ffn == "blockdiag":
-        if not blocks:
-            raise ValueError("ffn 'blockdiag' needs blocks")
-        return BlockDiagonal(n_in, n_out, blocks, bits)
-    raise ValueError(f"unknown ffn structure {ffn!r}; known: dense, lowrank, blockdiag")
