@@ -161,3 +161,37 @@ def test_moe_trains_router_and_costs() -> None:
     assert costs["active_macs_per_token"] == 8 * 4 + 2 * expert
     assert costs["dense_equivalent_macs"] == 10 * (8 * 4 + 4 * expert)
     assert costs["active_macs"] == 10 * costs["active_macs_per_token"]
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_op_costs_price_moe_experts_at_their_expected_routed_rows(top_k: int, tmp_path: Path) -> None:
+    """The graph's MACs are the active cost (router + top_k experts per row), not every expert on every row."""
+    from hwnas.lowering.op_costs import graph_costs, totals
+
+    torch.manual_seed(5)
+    moe = MixtureOfExperts(D_IN, D_OUT, hidden=16, experts=4, top_k=top_k)
+    path = export_onnx(moe.eval(), D_IN, tmp_path / "moe.onnx")
+    for batch in (1, 64):
+        c = moe.costs(batch)
+        macs = totals(graph_costs(path, batch))["macs"]
+        assert macs == pytest.approx(c["active_macs"], rel=1e-6)
+        assert macs < c["dense_equivalent_macs"]
+    routed = [op for op in graph_costs(path, 64) if op.op_type == "MatMul" and "routed rows" in op.notes]
+    assert len(routed) == 2 * 4 and all(op.dims["m"] == 64 * top_k // 4 for op in routed)
+
+
+def test_nonzero_outside_a_routing_pattern_keeps_every_row(tmp_path: Path) -> None:
+    """A NonZero that is no top-k routing mask is costed at its upper bound (every element selected)."""
+    from hwnas.lowering.op_costs import graph_costs, totals
+
+    class Select(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(D_IN, D_OUT))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            rows = torch.nonzero(x[:, 0] > 0).squeeze(-1)
+            return x.index_select(0, rows) @ self.w
+
+    path = export_onnx(Select(), D_IN, tmp_path / "select.onnx")
+    assert totals(graph_costs(path, 8))["macs"] == 8 * D_IN * D_OUT

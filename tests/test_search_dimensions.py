@@ -152,3 +152,16 @@ def _whole_blocks(w, b):
             block = w[i : i + b, j : j + b]
             zero_blocks += bool((block == 0).all())
     return zero_blocks >= 0.5 * ((w.shape[0] + b - 1) // b) * ((w.shape[1] + b - 1) // b) - 1
+
+
+def test_moe_candidate_records_dense_equivalent_and_active_macs(evaluator):
+    values = {"depth": 1, "width": [16], "ffn": ["moe"], "experts": [4], "top_k": [1], "expansion": [2],
+              "activation": "relu", "quant": ["fp32"]}
+    result = evaluator.evaluate(ArchConfig("mlp", values), Timings(), name="moe")
+    moe = result.model["moe"][0]
+    assert moe["experts"] == 4 and moe["top_k"] == 1
+    assert moe["active_macs_per_token"] < moe["dense_equivalent_macs_per_token"]
+    head = 16 * 2  # the MoE maps the 30 raw features to 16; the head 16 → 2 classes
+    assert result.model["macs_per_sample"] == pytest.approx(moe["active_macs_per_token"] + head, rel=1e-6)
+    assert result.model["params"] > 0
+    result.onnx_path.unlink()

@@ -380,8 +380,54 @@ def _fused_matmul_view(node: onnx.NodeProto, a: list[int], b: list[int]) -> tupl
     return out[0], out[1]
 
 
+#: Ops a top-k routing mask passes through between ``Equal(TopK indices, e)`` and ``NonZero``.
+_MASK_OPS = {"Cast", "ReduceSum", "ReduceMax", "Greater", "Squeeze", "Unsqueeze", "Or", "Identity"}
+#: Ops whose output is no longer per routed row (the routed rows are written back into a full tensor).
+_UNROUTE_OPS = {"ScatterElements", "ScatterND", "Shape", "Size"}
+
+
+def routed_rows(g: _Graph, node: onnx.NodeProto) -> tuple[int, float] | None:
+    """(rows, expected rows) selected by a ``NonZero`` over a top-k routing mask, else None.
+
+    The pattern is the one a mixture-of-experts graph has per expert (:class:`hwnas.models.ffn.MixtureOfExperts`):
+    ``NonZero(Greater(ReduceSum(Cast(Equal(TopK(logits, k).indices, e)))))``. With ``N`` rows and ``E`` routing
+    choices (the last dimension of the TopK input), every row picks ``k`` distinct experts, so an expert gets
+    ``N·k/E`` rows under balanced routing: the expected count. Routing is data-dependent, so this is an
+    expectation, not a bound."""
+    if node.op_type != "NonZero" or not node.input:
+        return None
+    n_rows = g.elements(node.input[0])
+    name, seen = node.input[0], 0
+    while seen < 16:
+        seen += 1
+        src = g.producer.get(name)
+        if src is None:
+            return None
+        if src.op_type == "Equal":
+            tops = [g.producer.get(i) for i in src.input]
+            topk = next((t for t, i in zip(tops, src.input) if t is not None and t.op_type == "TopK"
+                         and len(t.output) > 1 and t.output[1] == i), None)
+            if topk is None:
+                return None
+            k = g.value(topk.input[1]) if len(topk.input) > 1 else None
+            scores = g.shape(topk.input[0])
+            if k is None or scores is None or not n_rows:
+                return None
+            choices = scores[int(_attr(topk, "axis", -1))]
+            expected = n_rows * float(np.asarray(k).reshape(-1)[0]) / choices
+            return max(1, int(round(expected))), expected
+        if src.op_type not in _MASK_OPS:
+            return None
+        name = next((i for i in src.input if i and i not in g.const_names), "")
+
+
 def _contrib_shape(g: _Graph, node: onnx.NodeProto) -> tuple[list[int], int] | None:
-    """(shape, elem type) of the first output of an op ONNX shape inference does not know."""
+    """(shape, elem type) of the first output of an op ONNX shape inference does not know (for ``NonZero``,
+    whose count is data-dependent: the expected count of a routing mask, else every element)."""
+    if node.op_type == "NonZero" and node.input and g.shape(node.input[0]) is not None:
+        routed = routed_rows(g, node)
+        count = routed[0] if routed else g.elements(node.input[0])
+        return [len(g.shape(node.input[0]) or [1]), count], TensorProto.INT64
     ins = [g.shape(i) if i else None for i in node.input]
     pos = _MATMUL_OPERANDS.get(node.op_type)
     if pos and ins[pos[0]] is not None:
@@ -663,17 +709,33 @@ def graph_costs(model: onnx.ModelProto | str | Path, batch_size: int = 1, *, qdq
     proto = _infer(proto, weights)
     g = _Graph(proto, weights)
     costs = []
+    scale: dict[str, float] = {}  # routed tensor → expected rows / rows in its static shape
     for i, node in enumerate(g.nodes):
         name = node.name or (node.output[0] if node.output else f"{node.op_type}_{i}")
         if node.op_type in _MATMUL_OPERANDS:
             cost = _matmul_cost(g, node, name, qdq_int8)
         else:
             cost = _elementwise_cost(g, node, name)
+        routed = routed_rows(g, node)
+        f = routed[1] / routed[0] if routed else max((scale.get(t, 0.0) for t in node.input), default=0.0)
+        if f and node.op_type not in _UNROUTE_OPS:
+            scale.update((o, f) for o in node.output)
+            cost = _routed(cost, f)
         costs.append(cost)
     if notes and costs:
         first = costs[0]
         costs[0] = OpCost(**{**first.__dict__, "notes": "; ".join(filter(None, [first.notes, *notes]))})
     return costs
+
+
+def _routed(cost: OpCost, f: float) -> OpCost:
+    """``cost`` of an op on routed rows: per-row work (MACs, FLOPs, activation bytes) × ``f`` = expected rows /
+    the rows of its static shape; weights are read whole."""
+    act_read = max(0.0, cost.bytes_read - cost.weight_bytes)
+    note = f"routed rows: {f:.3g} × the static shape's rows expected (balanced top-k routing)"
+    return OpCost(**{**cost.__dict__, "macs": cost.macs * f, "flops": cost.flops * f,
+                     "bytes_read": act_read * f + cost.weight_bytes, "bytes_written": cost.bytes_written * f,
+                     "notes": "; ".join(filter(None, [cost.notes, note]))})
 
 
 def totals(costs: Iterable[OpCost]) -> dict[str, float]:

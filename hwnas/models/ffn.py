@@ -235,3 +235,16 @@ def make_ffn(
             raise ValueError("ffn 'moe' needs experts")
         return MixtureOfExperts(d_in, d_out, _hidden(kind, d_in, hidden, expansion), experts, top_k or 1, bits)
     raise ValueError(f"unknown ffn structure {kind!r}; known: {', '.join(FFN_KINDS)}")
+
+
+def model_summary(model: nn.Module) -> dict:
+    """Parameter count and, per mixture-of-experts layer, its dense-equivalent and active MACs per token
+    (:meth:`MixtureOfExperts.costs`): what a trial records next to its lowered graph's MACs."""
+    moe = [{"layer": name, "experts": m.experts, "top_k": m.top_k,
+            "dense_equivalent_macs_per_token": m.costs(1)["dense_equivalent_macs"],
+            "active_macs_per_token": m.costs(1)["active_macs_per_token"]}
+           for name, m in model.named_modules() if isinstance(m, MixtureOfExperts)]
+    out: dict = {"params": int(sum(p.numel() for p in model.parameters()))}
+    if moe:
+        out["moe"] = moe
+    return out

@@ -17,7 +17,9 @@ import onnx
 from hwnas import __version__
 from hwnas.errors import CandidateError, ConfigError, ProfileError
 from hwnas.lowering.export import set_metadata
+from hwnas.lowering.op_costs import graph_costs, totals
 from hwnas.lowering.precision import CONVERTED, deploy, describe_weights, verify
+from hwnas.models.ffn import model_summary
 from hwnas.profiles import FixedPoint, Profile, ProfileResult
 from hwnas.search.objectives import Constraint, violations
 from hwnas.space import ArchConfig
@@ -61,6 +63,9 @@ class CandidateResult:
     onnx_path: Path | None = None
     graph_sha256: str | None = None
     epochs_run: int | None = None
+    #: ``params``, ``macs_per_sample`` of the lowered graph (op_costs at batch 1; MoE experts at their expected
+    #: routed rows) and, per MoE layer, dense-equivalent and active MACs per token.
+    model: dict[str, Any] | None = None
 
     @property
     def feasible(self) -> bool:
@@ -209,6 +214,7 @@ class CandidateEvaluator:
             config, seed, costs, violations(self.constraints, costs), trained=True,
             val_score=val, test_score=test, torch_val_score=torch_val,
             onnx_max_abs_diff=diff, onnx_path=path, graph_sha256=graph_digest(path), epochs_run=epochs_run,
+            model=summarize(model, path),
         )
 
     def _parity(self, model: Any, path: Path) -> float:
@@ -216,6 +222,15 @@ class CandidateEvaluator:
         if not diff <= PARITY_TOLERANCE:
             raise CandidateError(f"exported ONNX differs from the torch model by {diff:.3g} (> {PARITY_TOLERANCE})")
         return diff
+
+
+def summarize(model: Any, path: Path) -> dict[str, Any]:
+    """What :attr:`CandidateResult.model` holds for a trained candidate and its lowered file."""
+    try:
+        macs = totals(graph_costs(path, 1))["macs"]
+    except (ProfileError, ValueError):  # a graph op_costs cannot read is still a valid candidate
+        macs = None
+    return {**model_summary(model), "macs_per_sample": macs}
 
 
 def converted_modes(model: Any) -> dict[str, str]:

@@ -38,6 +38,7 @@ def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
             f"test_{metric}": a[f"test_{metric}"],
             "objectives": dict(zip(study.metric_names or [], t.values)),
             "metrics": a["metrics"],
+            "model": a.get("model"),
             "seed": a.get("seed"),
             "graph_sha256": a.get("graph_sha256"),
             "artifact_id": a.get("artifact_id"),

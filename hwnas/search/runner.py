@@ -78,6 +78,7 @@ class TrialRunner:
             "onnx_max_abs_diff": r.onnx_max_abs_diff,
             "graph_sha256": r.graph_sha256,
             "epochs_run": r.epochs_run,
+            "model": r.model,
         }
         if not r.trained:
             record["reason"] = (f"screened out before training by a hardware constraint; {metric} objective set to "
