@@ -25,9 +25,10 @@ timed inferences per round; the median over all rounds' runs and its IQR are rep
 dense fp32 baseline is also taken per round (paired in time) to show its spread.
 
 Predicted: every analytical profile (``hwnas profiles list``) with ``{"batch_size": b}`` on the same files.
-MACs: ``hwnas.lowering.op_costs.graph_costs`` of the lowered graph; for MoE that is the dense-equivalent
-count (every expert on every row: op_costs cannot see the data-dependent routing), and the active count is
-``MixtureOfExperts.costs``.
+MACs: ``hwnas.lowering.op_costs.graph_costs`` of the lowered graph; for MoE op_costs prices each expert at its
+expected routed rows (balanced top-k routing, N·k/E rows; weights read with the probability that any row is
+routed there), so the graph's MACs are the active ones; the dense-equivalent count (every expert on every row)
+comes from ``MixtureOfExperts.costs``.
 
 Run: ``python benchmarks/ffn_variants.py [--quick]``; JSON to ``benchmarks/results/ffn_variants.json``
 (``--quick``: ``benchmarks/results/runs/ffn_variants.quick.json``).
@@ -332,8 +333,9 @@ def main(argv: list[str] | None = None) -> None:
         base_path = files.get(f"{s}/fp32")
         g = graph_macs(base_path or next(p for k, p in files.items() if k.startswith(s + "/")))
         rec["graph_macs_per_row"] = g["macs"]
-        rec["active_macs_per_row"] = (g["macs"] - rec["moe"]["dense_equivalent_macs_per_row"]
-                                      + rec["moe"]["active_macs_per_row"]) if moe else g["macs"]
+        # op_costs prices MoE experts at their expected routed rows: the graph's MACs are the active ones
+        rec["dense_equivalent_macs_per_row"] = (g["macs"] - rec["moe"]["active_macs_per_row"]
+                                                + rec["moe"]["dense_equivalent_macs_per_row"]) if moe else g["macs"]
         if base_path:
             ref = scores(base_path, x_check)
             for prec in args.precision_list:
@@ -383,8 +385,9 @@ def main(argv: list[str] | None = None) -> None:
             "Measured: cpu-ort session settings (1 thread, optimization all) and inputs; rounds in random order; "
             "median and IQR over all rounds' runs; ratio = median / dense-fp32 median at the same batch; "
             "round_min/max = spread of the per-round (paired) ratios.",
-            "graph_macs_per_row: op_costs of the lowered graph at batch 1; for MoE it counts every expert on every "
-            "row (dense-equivalent), active_macs_per_row uses MixtureOfExperts.costs.",
+            "graph_macs_per_row: op_costs of the lowered graph at batch 1; for MoE op_costs prices each expert at "
+            "its expected routed rows (balanced top-k: N*k/E), i.e. the active MACs; "
+            "dense_equivalent_macs_per_row (every expert on every row) uses MixtureOfExperts.costs.",
             "Predicted ratios are to the same profile's dense-fp32 prediction at the same batch.",
         ],
         "timing_s": {"total": time.perf_counter() - t_start, "predict": pred_s, "measure": meas_s},
@@ -411,12 +414,13 @@ def report(args: argparse.Namespace, structures: Mapping[str, Any], variants: Ma
     for s, r in structures.items():
         moe = r.get("moe")
         rows.append([s, r["description"], f"{r['ffn_params'] / 1e6:.3f}", f"{r['graph_macs_per_row'] / 1e6:.3f}",
-                     f"{r['active_macs_per_row'] / 1e6:.3f}",
+                     f"{r['dense_equivalent_macs_per_row'] / 1e6:.3f}",
                      "-" if not moe else "/".join(map(str, moe["rows_per_expert_at_batch_256"]))])
-    lines.append(table(["structure", "shape", "FFN params M", "graph MACs/row M", "active MACs/row M",
+    lines.append(table(["structure", "shape", "FFN params M", "graph MACs/row M", "dense-equiv MACs/row M",
                         "MoE rows per expert (top-k slots, batch 256)"], rows, "llrrrl"))
-    lines.append("graph MACs = op_costs of the lowered graph (for MoE: every expert on every row, what the analytical "
-                 "profiles price); active = router + top-k experts (MixtureOfExperts.costs).")
+    lines.append("graph MACs = op_costs of the lowered graph, what the analytical profiles price (for MoE: router + "
+                 "each expert at its expected routed rows N·k/E = the active MACs); dense-equivalent = every expert "
+                 "on every row (MixtureOfExperts.costs).")
     lines.append("")
     rows = []
     for key, v in variants.items():

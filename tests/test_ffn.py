@@ -178,6 +178,10 @@ def test_op_costs_price_moe_experts_at_their_expected_routed_rows(top_k: int, tm
         assert macs < c["dense_equivalent_macs"]
     routed = [op for op in graph_costs(path, 64) if op.op_type == "MatMul" and "routed rows" in op.notes]
     assert len(routed) == 2 * 4 and all(op.dims["m"] == 64 * top_k // 4 for op in routed)
+    # an expert no row is routed to reads no weights: at batch 1 each expert's are read with p = top_k / experts
+    w1 = {op.name: op.weight_bytes for op in graph_costs(path, 1) if "routed rows" in op.notes}
+    w64 = {op.name: op.weight_bytes for op in graph_costs(path, 64) if "routed rows" in op.notes}
+    assert sum(w1.values()) == pytest.approx(sum(w64.values()) * top_k / 4, rel=1e-3)
 
 
 def test_nonzero_outside_a_routing_pattern_keeps_every_row(tmp_path: Path) -> None:

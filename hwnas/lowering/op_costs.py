@@ -386,14 +386,23 @@ _MASK_OPS = {"Cast", "ReduceSum", "ReduceMax", "Greater", "Squeeze", "Unsqueeze"
 _UNROUTE_OPS = {"ScatterElements", "ScatterND", "Shape", "Size"}
 
 
-def routed_rows(g: _Graph, node: onnx.NodeProto) -> tuple[int, float] | None:
-    """(rows, expected rows) selected by a ``NonZero`` over a top-k routing mask, else None.
+@dataclass(frozen=True)
+class Routing:
+    """What a ``NonZero`` over a top-k routing mask selects, under balanced routing (see :func:`routed_rows`)."""
+
+    rows: int  # the count its static shape is given: max(1, round(expected))
+    expected: float  # N·k/E rows
+    hit: float  # probability that at least one row is routed here: 1 - (1 - k/E)^N
+
+
+def routed_rows(g: _Graph, node: onnx.NodeProto) -> Routing | None:
+    """The routing a ``NonZero`` over a top-k routing mask does, else None.
 
     The pattern is the one a mixture-of-experts graph has per expert (:class:`hwnas.models.ffn.MixtureOfExperts`):
     ``NonZero(Greater(ReduceSum(Cast(Equal(TopK(logits, k).indices, e)))))``. With ``N`` rows and ``E`` routing
     choices (the last dimension of the TopK input), every row picks ``k`` distinct experts, so an expert gets
-    ``N·k/E`` rows under balanced routing: the expected count. Routing is data-dependent, so this is an
-    expectation, not a bound."""
+    ``N·k/E`` rows under balanced routing, and at least one row with probability ``1 - (1 - k/E)^N`` (an expert
+    with no row reads no weights). Routing is data-dependent: these are expectations, not bounds."""
     if node.op_type != "NonZero" or not node.input:
         return None
     n_rows = g.elements(node.input[0])
@@ -413,9 +422,9 @@ def routed_rows(g: _Graph, node: onnx.NodeProto) -> tuple[int, float] | None:
             scores = g.shape(topk.input[0])
             if k is None or scores is None or not n_rows:
                 return None
-            choices = scores[int(_attr(topk, "axis", -1))]
-            expected = n_rows * float(np.asarray(k).reshape(-1)[0]) / choices
-            return max(1, int(round(expected))), expected
+            share = min(1.0, float(np.asarray(k).reshape(-1)[0]) / scores[int(_attr(topk, "axis", -1))])
+            expected = n_rows * share
+            return Routing(max(1, int(round(expected))), expected, 1.0 - (1.0 - share) ** n_rows)
         if src.op_type not in _MASK_OPS:
             return None
         name = next((i for i in src.input if i and i not in g.const_names), "")
@@ -426,7 +435,7 @@ def _contrib_shape(g: _Graph, node: onnx.NodeProto) -> tuple[list[int], int] | N
     whose count is data-dependent: the expected count of a routing mask, else every element)."""
     if node.op_type == "NonZero" and node.input and g.shape(node.input[0]) is not None:
         routed = routed_rows(g, node)
-        count = routed[0] if routed else g.elements(node.input[0])
+        count = routed.rows if routed else g.elements(node.input[0])
         return [len(g.shape(node.input[0]) or [1]), count], TensorProto.INT64
     ins = [g.shape(i) if i else None for i in node.input]
     pos = _MATMUL_OPERANDS.get(node.op_type)
@@ -709,18 +718,17 @@ def graph_costs(model: onnx.ModelProto | str | Path, batch_size: int = 1, *, qdq
     proto = _infer(proto, weights)
     g = _Graph(proto, weights)
     costs = []
-    scale: dict[str, float] = {}  # routed tensor → expected rows / rows in its static shape
+    routed: dict[str, Routing] = {}  # tensors per routed row → the routing that selected the rows
     for i, node in enumerate(g.nodes):
         name = node.name or (node.output[0] if node.output else f"{node.op_type}_{i}")
         if node.op_type in _MATMUL_OPERANDS:
             cost = _matmul_cost(g, node, name, qdq_int8)
         else:
             cost = _elementwise_cost(g, node, name)
-        routed = routed_rows(g, node)
-        f = routed[1] / routed[0] if routed else max((scale.get(t, 0.0) for t in node.input), default=0.0)
-        if f and node.op_type not in _UNROUTE_OPS:
-            scale.update((o, f) for o in node.output)
-            cost = _routed(cost, f)
+        routing = routed_rows(g, node) or next((routed[t] for t in node.input if t in routed), None)
+        if routing and node.op_type not in _UNROUTE_OPS:
+            routed.update((o, routing) for o in node.output)
+            cost = _routed(cost, routing)
         costs.append(cost)
     if notes and costs:
         first = costs[0]
@@ -728,14 +736,15 @@ def graph_costs(model: onnx.ModelProto | str | Path, batch_size: int = 1, *, qdq
     return costs
 
 
-def _routed(cost: OpCost, f: float) -> OpCost:
-    """``cost`` of an op on routed rows: per-row work (MACs, FLOPs, activation bytes) × ``f`` = expected rows /
-    the rows of its static shape; weights are read whole."""
+def _routed(cost: OpCost, r: Routing) -> OpCost:
+    """``cost`` of an op on routed rows, in expectation: per-row work (MACs, FLOPs, activation bytes) × expected
+    rows / the rows of its static shape; weights read with the probability that any row is routed there."""
+    f = r.expected / r.rows
     act_read = max(0.0, cost.bytes_read - cost.weight_bytes)
-    note = f"routed rows: {f:.3g} × the static shape's rows expected (balanced top-k routing)"
+    note = f"routed rows: {r.expected:.3g} expected (balanced top-k routing), weights read with p={r.hit:.3g}"
     return OpCost(**{**cost.__dict__, "macs": cost.macs * f, "flops": cost.flops * f,
-                     "bytes_read": act_read * f + cost.weight_bytes, "bytes_written": cost.bytes_written * f,
-                     "notes": "; ".join(filter(None, [cost.notes, note]))})
+                     "bytes_read": act_read * f + cost.weight_bytes * r.hit, "bytes_written": cost.bytes_written * f,
+                     "weight_bytes": cost.weight_bytes * r.hit, "notes": "; ".join(filter(None, [cost.notes, note]))})
 
 
 def totals(costs: Iterable[OpCost]) -> dict[str, float]:
