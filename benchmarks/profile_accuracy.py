@@ -277,6 +277,7 @@ def write_profile(params: dict[str, Any], held_out: dict[str, Any], n_fit: int, 
     per_b = ", ".join(f"batch {b}: {100 * s['within_10pct']:.0f}% / {100 * s['mape']:.1f}% / {s['kendall_tau']:.3f}"
                       for b, s in held_out["per_batch"].items())
     params = dict(params)
+    params["calibrated_on"] = env["machine"]["cpu"]
     params["validation_error"] = (
         f"held-out (benchmarks/profile_accuracy.py, {o['n']} measurements of {held_out['archs']} architectures "
         f"not used in the fit, truth = {held_out['reference']} of {held_out['rounds']} cpu-ort rounds; fitted on "

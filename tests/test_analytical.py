@@ -300,3 +300,14 @@ def test_gpu_profiles_know_their_tensor_cores() -> None:
         assert p["sparse_2_4_speedup"] == sparse and not p["unstructured_sparsity_speedup"]
         assert p["peak_gflops"]["fp16"] >= 2 * p["peak_gflops"]["fp32"]  # tensor cores
         assert p["measure_with"]["params"]["provider"] == "CUDAExecutionProvider"
+
+
+def test_a_model_calibrated_on_another_cpu_says_so(tmp_path: Path) -> None:
+    from hwnas.profiles.onnxruntime import cpu_name
+
+    path = tmp_path / "m.onnx"
+    onnx.save(_mlp([16], 8), str(path))
+    elsewhere = _profile(calibrated_on="Some CPU that is not this one").profile(path)["latency_ms"].details
+    assert "Some CPU that is not this one" in elsewhere["host_mismatch"]
+    here = _profile(calibrated_on=cpu_name()).profile(path)["latency_ms"].details
+    assert "host_mismatch" not in here

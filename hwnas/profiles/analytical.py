@@ -45,6 +45,7 @@ from hwnas.errors import ProfileError
 from hwnas.lowering.op_costs import (COPY_OPS, DTYPES, LAYOUT_OPS, OpCost, graph_costs,
                                      optimize_with_onnxruntime)
 from hwnas.profiles.base import Metric, Profile, ProfileResult
+from hwnas.profiles.onnxruntime import host_mismatch
 from hwnas.profiles.registry import register_kind
 
 MODEL_NAME = "roofline-ops-v1"
@@ -450,6 +451,9 @@ class AnalyticalProfile(Profile):
         "inference_overhead_us": 5.0,
         "model_name": MODEL_NAME,
         "validation_error": "not validated",
+        # the CPU this model was calibrated on (a substring of its /proc/cpuinfo model name), for models of the
+        # host itself: on another CPU the predictions say that the validation error does not apply here
+        "calibrated_on": "",
         "measure_with": None,
     }
     _cache: dict[tuple[str, int, str], list[OpCost]] = {}
@@ -562,4 +566,5 @@ class AnalyticalProfile(Profile):
             "sparse_2_4_ops": int(sum(c.sparse_2_4 for c in costs)),
             "notes": notes,
             "measure_with": self.params["measure_with"],
+            **host_mismatch(self.params["calibrated_on"]),
         }

@@ -37,6 +37,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def host_mismatch(calibrated_on: str) -> dict[str, str]:
+    """``{"host_mismatch": ...}`` when a model calibrated on the CPU named ``calibrated_on`` (a substring of its
+    model name) predicts on another CPU; ``{}`` when it is this one or unnamed."""
+    here = cpu_name()
+    if not calibrated_on or calibrated_on.lower() in here.lower():
+        return {}
+    return {"host_mismatch": f"calibrated on {calibrated_on!r}, running on {here!r}: its validation error was "
+                             "measured there, not here; re-calibrate on this host"}
+
+
 def gpu_names() -> list[str]:
     """Names of the NVIDIA GPUs here (empty when there are none or nvidia-smi is missing)."""
     import shutil

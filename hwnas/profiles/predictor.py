@@ -29,7 +29,7 @@ from typing import Any, Mapping
 from hwnas.errors import ProfileError
 from hwnas.lowering.op_costs import COPY_OPS, LAYOUT_OPS, OpCost
 from hwnas.profiles.base import Metric, Profile, ProfileResult
-from hwnas.profiles.onnxruntime import file_digest
+from hwnas.profiles.onnxruntime import file_digest, host_mismatch
 from hwnas.profiles.registry import register_kind
 
 FORMAT = "hwnas-latency-predictor"
@@ -220,6 +220,7 @@ class PredictorProfile(Profile):
             "model": model.describe(), "model_file": self.params["model_file"],
             "validation_error": model.validation, "batch_size": batch,
             "measured_on": self.params["measured_on"] or model.training.get("measured_on", ""),
+            **host_mismatch(str(model.training.get("host", ""))),
         }
         trained = model.training.get("batch_sizes") or []
         if trained and not min(trained) <= batch <= max(trained):

@@ -10,6 +10,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from hwnas.errors import CandidateError
+from hwnas.profiles.onnxruntime import host_mismatch
 from hwnas.search.evaluate import CandidateEvaluator, CandidateResult, Timings, cost_values, metrics_dict, quality_value
 from hwnas.search.objectives import Objective
 from hwnas.search.study import RESULT, evaluated_trials, record_of
@@ -121,6 +122,9 @@ class Progress:
             p = by_name[o.profile]
             origin = "measured here" if p.provenance == "measured" else f"predicted ({p.kind} model)"
             self.bar.write(f"            {o.name} (min, {origin})")
+            warning = host_mismatch(str(p.params.get("calibrated_on") or ""))
+            if warning:
+                self.bar.write(f"            warning: {p.name} was {warning['host_mismatch']}")
 
     def update(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
                pareto: Callable[[optuna.Study], list[Any]]) -> None:
