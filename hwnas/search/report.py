@@ -63,7 +63,7 @@ def _csv_row(row: dict[str, Any], metric: str) -> dict[str, Any]:
             d = m["details"]
             if m["provenance"] == "measured":
                 out[f"{key}.repeats"] = d.get("repeats")
-                out[f"{key}.iqr"] = d.get("iqr_ms")
+                out[f"{key}.iqr"] = d.get("iqr_ms", d.get("spread_ms"))  # a command profile reports its spread
                 out[f"{key}.cv"] = d.get("cv")
             else:
                 out[f"{key}.model"] = d.get("model")
