@@ -451,7 +451,7 @@ class DartsPlan:
         opt = torch.optim.Adam(net.alpha.parameters(), lr=self.alpha_lr)
         for step in range(max_steps):
             p = net.probs()
-            over = {n: float(costs[m].expected(p)) > b for n, (m, b) in budgets.items()}
+            over = {n: float(costs[m].expected(p).detach()) > b for n, (m, b) in budgets.items()}
             if not any(over.values()):
                 return step
             if step and step % 50 == 0:
