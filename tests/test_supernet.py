@@ -261,3 +261,14 @@ def test_fidelity_command_writes_tau(tmp_path: Path, capsys):
     assert r["subnets"] == 6 and r["metric"] == "accuracy" and -1.0 <= r["kendall_tau_loss"] <= 1.0
     assert r["compute"]["standalone"]["sample_passes"] > 0 and r["compute"]["ratio_seconds"] > 0
     assert "Kendall tau" in capsys.readouterr().out
+
+
+def test_cli_supernet_strategy(tmp_path: Path, capsys):
+    out = tmp_path / "cli"
+    assert cli_main(["search", "mlp_tabular", "--dataset", "iris", "--profile", "cpu-host-model", "--strategy",
+                     "supernet", "--supernet-epochs", "2", "--trials", "3", "--population", "3", "--no-progress",
+                     "--out", str(out)]) == 0
+    assert (out / "supernet.pt").is_file() and json.loads((out / "pareto.json").read_text())["pareto"]
+    assert "Pareto-optimal" in capsys.readouterr().out
+    assert cli_main(["search", "mlp_tabular", "--dataset", "iris", "--darts-epochs", "3", "--out", str(out)]) == 2
+    assert "--darts-epochs need --strategy" in capsys.readouterr().err

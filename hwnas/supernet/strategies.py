@@ -7,6 +7,7 @@ objectives and artifact store as a from-scratch search, so its trials land in th
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
@@ -48,30 +49,27 @@ class TaggedRunner(TrialRunner):
         return super().__call__(trial)
 
 
+def _flags(names: Sequence[str]) -> list[str]:
+    return ["--" + n.replace("_", "-") for n in sorted(names)]
+
+
 def make_plan(strategy: str, space: SearchSpace, task: Task, constraints: Sequence[Constraint],
               objectives: Sequence[Objective], options: Mapping[str, Any], seed: int, epochs: int) -> Plan | None:
     """The plan of ``strategy`` (None for ``scratch``); ConfigError for bad options or unsupported params."""
     if strategy == "scratch":
         if options:
-            raise ConfigError(f"options {sorted(options)} need --strategy supernet or darts")
+            raise ConfigError(f"{', '.join(_flags(options))} need --strategy supernet or darts")
         return None
-    import inspect
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown --strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    from hwnas.supernet.darts import DartsPlan
+    from hwnas.supernet.search import SupernetPlan
 
-    if strategy in ("supernet", "darts"):
-        from hwnas.supernet.darts import DartsPlan
-        from hwnas.supernet.search import SupernetPlan
-
-        cls = SupernetPlan if strategy == "supernet" else DartsPlan
-        known = set(inspect.signature(cls).parameters) - {"space", "task", "constraints", "objectives", "seed", "epochs"}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"strategy {strategy!r} takes no option(s) {unknown}; it takes {sorted(known)}")
-    if strategy == "supernet":
-        from hwnas.supernet.search import SupernetPlan
-
+    cls = SupernetPlan if strategy == "supernet" else DartsPlan
+    known = set(inspect.signature(cls).parameters) - {"space", "task", "constraints", "objectives", "seed", "epochs"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"strategy {strategy!r} takes no option(s) {_flags(unknown)}; it takes {_flags(known)}")
+    if cls is SupernetPlan:
         return SupernetPlan(space, task, seed=seed, epochs=epochs, **options)
-    if strategy == "darts":
-        from hwnas.supernet.darts import DartsPlan
-
-        return DartsPlan(space, task, constraints, objectives, seed=seed, **options)
-    raise ConfigError(f"unknown --strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    return DartsPlan(space, task, constraints, objectives, seed=seed, **options)
