@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--supernet-epochs", type=int, help="supernet training epochs (default: --epochs)")
     s.add_argument("--finetune-epochs", type=int, help="supernet: fine-tune the final Pareto subnets this long")
     s.add_argument("--darts-epochs", type=int, help="darts: search epochs (default 40)")
-    s.add_argument("--darts-lambda", type=float, help="darts: weight of the expected hardware cost (default 1.0)")
+    s.add_argument("--darts-lambda", type=float, help="darts: weight of the expected hardware cost (default 1.0; 0 with a --constraint budget)")
     s.add_argument("--darts-gumbel", action="store_true", help="darts: Gumbel-softmax sampling of the mixed ops")
     s.set_defaults(func=cmd_search)
 

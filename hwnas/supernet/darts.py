@@ -12,7 +12,8 @@ Weights learn on one half of the training split, α on the other (first-order DA
 α's loss adds ``λ · mean_o E[cost_o] / cost_o(largest)`` where ``E[cost] = offset + Σ P(op)·cost(op)`` comes
 from :class:`~hwnas.supernet.costs.OpCostTable` (each op profiled as a tiny ONNX layer in its context). Each
 ``--constraint PROFILE.METRIC<=V`` is a hard budget handled as in RC-DARTS: a penalty multiplier on
-``max(0, E[cost] − V)`` doubles after every epoch the expected cost is over budget, α-only steps continue
+``max(0, E[cost] − V)`` doubles after every epoch the expected cost is over budget (and halves, down to 1,
+after an epoch within it), α-only steps continue
 until it is within budget, and the derived (argmax) architecture is projected onto the budget if its own table
 cost is still over it. ``gumbel=True`` samples the mixture weights with Gumbel-softmax instead. The derived
 architecture is then trained from scratch and evaluated by the normal evaluator, as a trial of the study.
@@ -93,8 +94,8 @@ class DartsSpace:
         if "quant" in sp.params and "weight_bits" in sp.params:
             raise ConfigError(f"space {sp.name!r}: params 'quant' and 'weight_bits' both set a precision; "
                               "DARTS mixes one of them")
-        name = "weight_bits" if "weight_bits" in sp.params else "quant"
-        self.choices["precision"] = self._choice(sp, name, sp.fixed.get("weight_bits") or "fp32", max_choices)
+        name = "weight_bits" if "weight_bits" in sp.params or sp.fixed.get("weight_bits") else "quant"
+        self.choices["precision"] = self._choice(sp, name, "fp32", max_choices)
         self.precision_param = name
         for a in self.choices["activation"].values:
             if a not in _ACTIVATIONS:
@@ -256,7 +257,8 @@ class DartsPlan:
     study_suffix = ""  # the derived architecture joins the from-scratch study of the same search
 
     def __init__(self, space: SearchSpace, task: Task, constraints: Sequence[Constraint],
-                 objectives: Sequence[Objective], *, seed: int, darts_epochs: int = 40, darts_lambda: float = 1.0,
+                 objectives: Sequence[Objective], *, seed: int, darts_epochs: int = 40,
+                 darts_lambda: float | None = None,
                  gumbel: bool = False, tau: float = 1.0, alpha_lr: float = 0.05, max_choices: int = 6,
                  warmup: int | None = None) -> None:
         self.space = space
@@ -265,6 +267,8 @@ class DartsPlan:
             raise ConfigError("strategy 'darts' covers MLP classifiers on tabular data")
         self.ds = DartsSpace(self.restriction, max_choices)
         self.task, self.seed = task, seed
+        if darts_lambda is None:  # a budget is the cost target (RC-DARTS); without one, trade cost softly
+            darts_lambda = 0.0 if constraints else 1.0
         self.epochs, self.lam, self.gumbel, self.tau = int(darts_epochs), float(darts_lambda), bool(gumbel), tau
         self.alpha_lr = float(alpha_lr)
         self.warmup = int(self.epochs // 5 if warmup is None else warmup)
@@ -413,10 +417,9 @@ class DartsPlan:
                 with torch.no_grad():
                     p = net.probs()
                     expected = {n: float(costs[m].expected(p)) for n, (m, _) in budgets.items()}
-                if epoch > self.warmup:
+                if epoch > self.warmup:  # raise the multiplier while over budget, relax it while within
                     for n, (_, b) in budgets.items():
-                        if expected[n] > b:
-                            mu[n] *= 2.0
+                        mu[n] = mu[n] * 2.0 if expected[n] > b else max(1.0, mu[n] / 2.0)
                 history.append({"epoch": epoch, "loss": float(loss.detach()), "expected": expected, "mu": dict(mu)})
             extra = self.enforce(net, costs, budgets, mu)
         finally:
