@@ -57,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="DARTS budget: this quantile of the profiled costs of the from-scratch trials")
     ap.add_argument("--ref-factor", type=float, default=1.1)
     ap.add_argument("--skip-lm", action="store_true", help="tabular task only")
+    ap.add_argument("--skip-tab", action="store_true", help="Transformer task only (no DARTS)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs-dir", type=Path, default=RUNS_DIR / NAME)
     ap.add_argument("--json", type=Path, default=None)
@@ -192,16 +193,17 @@ def main(argv: list[str] | None = None) -> int:
                               "environment": env}
     began = time.perf_counter()
 
-    tab = make_task("mlp", args.tab_dataset, target=None, seed=args.seed, fixed=load_space(args.tab_space).fixed)
-    fid = ranking_fidelity(args.tab_space, tab, subnets=args.subnets, supernet_epochs=args.supernet_epochs,
-                           standalone_epochs=args.epochs, seed=args.seed)
-    print(f"[{time.perf_counter() - began:.0f}s] tabular fidelity: tau {fid['kendall_tau']:.3f}", flush=True)
-    cmp_tab = compare("tab", tab, args.tab_space, args.profile, args.trials,
-                      {"supernet_epochs": args.supernet_epochs}, args.epochs, args)
-    print(f"[{time.perf_counter() - began:.0f}s] tabular search comparison done", flush=True)
-    dts = darts_check(tab, args.tab_space, args.profile, cmp_tab.pop("_scratch_study"), args)
-    print(f"[{time.perf_counter() - began:.0f}s] DARTS done", flush=True)
-    report["tabular"] = {"fidelity": {k: v for k, v in fid.items() if k != "archs"}, "search": cmp_tab, "darts": dts}
+    if not args.skip_tab:
+        tab = make_task("mlp", args.tab_dataset, target=None, seed=args.seed, fixed=load_space(args.tab_space).fixed)
+        fid = ranking_fidelity(args.tab_space, tab, subnets=args.subnets, supernet_epochs=args.supernet_epochs,
+                               standalone_epochs=args.epochs, seed=args.seed)
+        print(f"[{time.perf_counter() - began:.0f}s] tabular fidelity: tau {fid['kendall_tau']:.3f}", flush=True)
+        cmp_tab = compare("tab", tab, args.tab_space, args.profile, args.trials,
+                          {"supernet_epochs": args.supernet_epochs}, args.epochs, args)
+        print(f"[{time.perf_counter() - began:.0f}s] tabular search comparison done", flush=True)
+        dts = darts_check(tab, args.tab_space, args.profile, cmp_tab.pop("_scratch_study"), args)
+        print(f"[{time.perf_counter() - began:.0f}s] DARTS done", flush=True)
+        report["tabular"] = {"fidelity": {k: v for k, v in fid.items() if k != "archs"}, "search": cmp_tab, "darts": dts}
 
     if not args.skip_lm:
         lm_space = load_space("transformer_ffn")
@@ -227,11 +229,12 @@ def main(argv: list[str] | None = None) -> int:
                      fnum(s["compute_ratio_at_n"]["ratio"], 3)])
     print(table(["task", "subnets", "tau", "tau(loss)", "tau>=0.7", "fid. compute x", "sup trials",
                  "scratch trials", "HV sup", "HV scratch", "compute x@N"], rows))
-    d = report["tabular"]["darts"]
-    print(f"DARTS ({d['metric']} <= {d['budget']:.4g}): expected {d['expected_cost']:.4g}, table {d['table_cost']:.4g}, "
-          f"profiled {d['profiled_cost']:.4g} ({d['table_error_pct']:+.1f}%), budget met by expected: "
-          f"{d['met_expected']}, by profiled: {d['met_profiled']}; val acc {d['val_accuracy']} vs best scratch "
-          f"within budget {d['best_scratch_within_budget']} ({d['scratch_trials_within_budget']} trials)")
+    d = report.get("tabular", {}).get("darts")
+    if d:
+        print(f"DARTS ({d['metric']} <= {d['budget']:.4g}): expected {d['expected_cost']:.4g}, table {d['table_cost']:.4g}, "
+              f"profiled {d['profiled_cost']:.4g} ({d['table_error_pct']:+.1f}%), budget met by expected: "
+              f"{d['met_expected']}, by profiled: {d['met_profiled']}; val acc {d['val_accuracy']} vs best scratch "
+              f"within budget {d['best_scratch_within_budget']} ({d['scratch_trials_within_budget']} trials)")
     path = write_json(NAME, report, args.json)
     print(f"wrote {path} ({report['seconds']:.0f}s)")
     return 0

@@ -15,7 +15,7 @@ from scipy import stats as st
 from hwnas.data import Dataset
 from hwnas.data.text import TextDataset
 from hwnas.space import SearchSpace, load_space
-from hwnas.supernet.search import build_supernet
+from hwnas.supernet.search import build_supernet, default_distill
 from hwnas.supernet.spaces import restrict
 from hwnas.supernet.train import train_supernet
 from hwnas.train import TrainSettings, accuracy, seed_everything
@@ -63,7 +63,7 @@ def _eval_samples(task: Task) -> int:
 def ranking_fidelity(space: str | SearchSpace, dataset: str | Dataset | TextDataset | Task, *, subnets: int = 30,
                      supernet_epochs: int = 40, standalone_epochs: int = 40, seed: int = 0,
                      lr: float | None = None, batch_size: int | None = None, n_random: int = 2,
-                     threads: int = 1) -> dict[str, Any]:
+                     threads: int = 1, distill: float | None = None) -> dict[str, Any]:
     """Train one supernet; sample ``subnets`` distinct subnets; score each with inherited weights and trained
     stand-alone from scratch as the search trains a candidate (the task's trainer: Adam, early stopping,
     seed ``seed + i``); report Kendall τ and Spearman ρ between the two (on the task's quality — accuracy,
@@ -81,10 +81,11 @@ def ranking_fidelity(space: str | SearchSpace, dataset: str | Dataset | TextData
     lr = float(lr or r.hyper.get("lr", 1e-2 if sp.model == "mlp" else 3e-3))
     batch_size = int(batch_size or r.hyper.get("batch_size", 32))
     steps = int(getattr(task, "steps_per_epoch", 0))
+    distill = default_distill(sp.model) if distill is None else distill
     seed_everything(seed)
     supernet = build_supernet(sp, task)
     sup = train_supernet(supernet, task.data, epochs=supernet_epochs, lr=lr, batch_size=batch_size, seed=seed,
-                         n_random=n_random, threads=threads, steps_per_epoch=steps or 100)
+                         n_random=n_random, threads=threads, steps_per_epoch=steps or 100, distill=distill)
     archs = _distinct_archs(supernet, subnets, random.Random(seed + 1))
     n_eval = _eval_samples(task)
 
@@ -127,7 +128,7 @@ def ranking_fidelity(space: str | SearchSpace, dataset: str | Dataset | TextData
     return {
         "space": space.name, "dataset": task.name, "subnets": len(archs), "seed": seed, "metric": metric,
         "settings": {"supernet_epochs": supernet_epochs, "standalone_epochs": standalone_epochs, "lr": lr,
-                     "batch_size": batch_size, "n_random": n_random, "steps_per_epoch": steps or None,
+                     "batch_size": batch_size, "n_random": n_random, "distill": distill, "steps_per_epoch": steps or None,
                      "patience": TrainSettings.patience, "space": r.describe()},
         "kendall_tau": tau, "spearman_rho": rho, "kendall_tau_loss": tau_loss, "spearman_rho_loss": rho_loss,
         "archs": archs, f"inherited_{metric}": inherited, f"standalone_{metric}": standalone,

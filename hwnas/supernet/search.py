@@ -48,6 +48,13 @@ def build_supernet(space: SearchSpace, task: Task) -> torch.nn.Module:
                       f"models; not model {space.model!r} on dataset {task.name!r}")
 
 
+def default_distill(model: str) -> float:
+    """Weight of in-place distillation for the non-largest subnets: BigNAS's 1 for MLPs; 0 (hard labels) for
+    Transformer LMs, where distilling from a still-untrained teacher over a whole vocabulary held the largest
+    subnet at perplexity 26 after 100 sandwich steps vs 12.4 with hard labels (stand-alone: 12.3)."""
+    return 1.0 if model == "mlp" else 0.0
+
+
 class InheritedEvaluator(CandidateEvaluator):
     """Evaluates a subnet config with the weights it inherits from ``supernet`` (no training), or after
     ``finetune_epochs`` of normal training from those weights; export, quality and profiles as usual."""
@@ -92,7 +99,7 @@ class SupernetPlan:
 
     def __init__(self, space: SearchSpace, task: Task, *, seed: int, epochs: int, supernet_epochs: int | None = None,
                  supernet_lr: float | None = None, n_random: int = 2, finetune_epochs: int = 0,
-                 batch_size: int | None = None) -> None:
+                 batch_size: int | None = None, distill: float | None = None) -> None:
         self.restriction = restrict(space, "supernet")
         self.task, self.seed = task, seed
         self.supernet_epochs = int(supernet_epochs or epochs)
@@ -100,6 +107,9 @@ class SupernetPlan:
         self.lr = float(supernet_lr or self.restriction.hyper.get("lr", default_lr))
         self.batch_size = int(batch_size or self.restriction.hyper.get("batch_size", 32))
         self.n_random, self.finetune_epochs = int(n_random), int(finetune_epochs)
+        self.distill = float(default_distill(space.model) if distill is None else distill)
+        if not 0.0 <= self.distill <= 1.0:
+            raise ConfigError(f"distill must be in [0, 1], got {self.distill}")
         for key, value, low in (("supernet-epochs", self.supernet_epochs, 1), ("finetune-epochs", self.finetune_epochs, 0),
                                 ("n-random", self.n_random, 0), ("batch-size", self.batch_size, 1)):
             if value < low:
@@ -109,6 +119,7 @@ class SupernetPlan:
     def signature(self) -> dict[str, Any]:
         return {"hwnas.strategy": {"name": "supernet", "supernet_epochs": self.supernet_epochs, "lr": self.lr,
                                    "batch_size": self.batch_size, "n_random": self.n_random,
+                                   "distill": self.distill,
                                    "space": self.restriction.describe()}}
 
     def train(self, out: Path) -> dict[str, Any]:
@@ -118,7 +129,7 @@ class SupernetPlan:
         steps = getattr(self.task, "steps_per_epoch", 100)
         return train_supernet(self.supernet, self.task.data, epochs=self.supernet_epochs, lr=self.lr,
                               batch_size=self.batch_size, seed=self.seed, n_random=self.n_random,
-                              checkpoint=out / CHECKPOINT, steps_per_epoch=steps)
+                              checkpoint=out / CHECKPOINT, steps_per_epoch=steps, distill=self.distill)
 
     def run(self, study: optuna.Study, evaluator: CandidateEvaluator, objectives: Sequence[Objective],
             artifacts: FileSystemArtifactStore, trials: int, progress: Progress, out: Path) -> bool:

@@ -37,7 +37,8 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 
 def train_supernet(supernet: torch.nn.Module, data: Dataset | TextDataset, *, epochs: int, lr: float = 1e-2,
                    batch_size: int = 32, seed: int = 0, n_random: int = 2, checkpoint: str | Path | None = None,
-                   threads: int = 1, steps_per_epoch: int = 100, stop_after: int | None = None) -> dict[str, Any]:
+                   threads: int = 1, steps_per_epoch: int = 100, stop_after: int | None = None,
+                   distill: float = 1.0) -> dict[str, Any]:
     """Train ``supernet`` in place for ``epochs`` epochs in total (counting epochs of a resumed checkpoint).
 
     Every step: the largest subnet learns from the hard labels; the smallest and ``n_random`` random subnets
@@ -50,6 +51,8 @@ def train_supernet(supernet: torch.nn.Module, data: Dataset | TextDataset, *, ep
     batch), ``sample_passes`` (sample × subnet forward passes) and ``sample_macs`` (their multiply-accumulates),
     plus ``start_epoch`` (0, or the epoch resumed from) and the final ``loss`` of the largest subnet.
     ``stop_after`` ends this call after that many epochs (a deliberate interruption, as a kill would).
+    ``distill`` weighs the other subnets' loss: ``distill · KL(largest ‖ subnet) + (1 − distill) · CE(labels)``
+    (1: BigNAS in-place distillation; 0: every subnet learns from the labels).
     """
     opt = torch.optim.Adam(supernet.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
@@ -104,7 +107,10 @@ def train_supernet(supernet: torch.nn.Module, data: Dataset | TextDataset, *, ep
                 soft = logits.detach().softmax(1)
                 for arch in archs[1:]:
                     student = supernet(x, arch).reshape(soft.shape)
-                    F.kl_div(student.log_softmax(1), soft, reduction="batchmean").backward()
+                    loss_s = distill * F.kl_div(student.log_softmax(1), soft, reduction="batchmean")
+                    if distill < 1.0:
+                        loss_s = loss_s + (1.0 - distill) * F.cross_entropy(student, y)
+                    loss_s.backward()
                 if text:
                     torch.nn.utils.clip_grad_norm_(supernet.parameters(), 1.0)
                 opt.step()
