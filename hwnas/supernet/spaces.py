@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from hwnas.errors import ConfigError
 from hwnas.space import Categorical, Float, Int, Param, SearchSpace
