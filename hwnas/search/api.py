@@ -87,6 +87,8 @@ def search(
     population_size: int = 20,
     train_threads: int = 1,
     progress: bool = True,
+    strategy: str = "scratch",
+    strategy_options: Mapping[str, Any] | None = None,
 ) -> SearchResult:
     """Run (or resume) a hardware-aware search; write ``pareto.json``, ``pareto.csv`` and ``models/`` to ``out``.
 
@@ -94,6 +96,11 @@ def search(
     architectures (whose results are reused) are recorded but do not use up the budget. Re-running with the
     same ``out``/``study`` resumes: finished trials are kept and the search continues until the study holds
     ``trials`` evaluated architectures.
+
+    ``strategy``: ``scratch`` (train every candidate), ``supernet`` (subnets of one weight-sharing supernet,
+    evaluated with inherited weights; own study ``NAME-supernet``) or ``darts`` (one differentiable search,
+    its derived architecture trained and recorded in this study); ``strategy_options`` go to that strategy
+    (see :mod:`hwnas.supernet.strategies` and docs/supernet.md).
     """
     if trials < 1:
         raise ConfigError(f"--trials must be >= 1, got {trials}")
@@ -110,11 +117,14 @@ def search(
     objs = parse_objectives([o for o in objectives if o not in (ACCURACY, task.metric)], profs)
     cons = parse_constraints(constraints, profs)
     smp = make_sampler(sampler, seed, population_size)
+    from hwnas.supernet.strategies import make_plan  # validates the space for the strategy, before training
+
+    plan = make_plan(strategy, sp, task, cons, objs, strategy_options or {}, seed, epochs)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage(out)
-    name = study or f"{sp.name}-{task.name}"
+    name = study or f"{sp.name}-{task.name}{plan.study_suffix if plan else ''}"
     signature = {
         "hwnas.space": sp.describe(),
         "hwnas.dataset": task.describe(),
@@ -123,6 +133,7 @@ def search(
         "hwnas.constraints": [c.name for c in cons],
         "hwnas.epochs": epochs,
         "hwnas.seed": seed,
+        **(plan.signature() if plan else {}),
     }
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported by the progress callback
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -138,7 +149,9 @@ def search(
     bar.announce(task.metric, task.direction, objs, list(profs.values()))
     complete = True
     try:
-        if done < trials:
+        if plan is not None:
+            complete = plan.run(st, evaluator, objs, artifact_store(artifacts), trials, bar, out)
+        elif done < trials:
             complete = run_trials(st, runner, trials, bar, pareto_trials)
     finally:
         bar.close()

@@ -13,6 +13,7 @@ from torch import nn
 
 from hwnas.models.mlp import _ACTIVATIONS, MLP, build_mlp
 from hwnas.models.preprocess import InputStats, Standardize
+from hwnas.errors import ConfigError
 from hwnas.space import ArchConfig, Int, SearchSpace
 
 #: A subnet: ``{"depth": d, "width": [w_0, ..., w_{d-1}]}``.
@@ -29,13 +30,21 @@ class ArchSpace:
     width_low: int
     width_high: int
     width_log: bool = False
+    width_step: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.depth_low <= self.depth_high or not 1 <= self.width_low <= self.width_high:
             raise ValueError(f"empty or invalid arch space {self}")
+        if self.width_step < 1 or (self.width_log and self.width_step != 1):
+            raise ValueError(f"invalid width step in {self}")
+
+    @property
+    def width_max(self) -> int:
+        """The largest width on the step grid."""
+        return self.width_low + (self.width_high - self.width_low) // self.width_step * self.width_step
 
     def largest(self) -> Arch:
-        return {"depth": self.depth_high, "width": [self.width_high] * self.depth_high}
+        return {"depth": self.depth_high, "width": [self.width_max] * self.depth_high}
 
     def smallest(self) -> Arch:
         return {"depth": self.depth_low, "width": [self.width_low] * self.depth_low}
@@ -49,18 +58,18 @@ class ArchSpace:
         if self.width_log:
             w = int(round(math.exp(rng.uniform(math.log(self.width_low), math.log(self.width_high)))))
             return min(max(w, self.width_low), self.width_high)
-        return rng.randint(self.width_low, self.width_high)
+        return rng.randrange(self.width_low, self.width_max + 1, self.width_step)
 
 
 def arch_space(space: SearchSpace) -> ArchSpace:
     """The depth / width ranges of an MLP search space with an Int ``depth`` and a per-layer Int ``width``
-    (other parameters such as ``ffn`` are ignored: the supernet's layers are dense)."""
+    (other parameters such as ``ffn`` are ignored here; :func:`hwnas.supernet.spaces.restrict` decides them)."""
     depth, width = space.params.get("depth"), space.params.get("width")
     if space.model != "mlp" or not isinstance(depth, Int) or not isinstance(width, Int):
-        raise ValueError(f"space {space.name!r}: a supernet needs an mlp space with int 'depth' and 'width' params")
-    if width.per_layer not in (None, "depth") or depth.step != 1 or width.step != 1:
-        raise ValueError(f"space {space.name!r}: 'width' must be per layer of 'depth', with step 1")
-    return ArchSpace(depth.low, depth.high, width.low, width.high, width.log)
+        raise ConfigError(f"space {space.name!r}: a supernet needs an mlp space with int 'depth' and 'width' params")
+    if width.per_layer not in (None, "depth") or depth.step != 1:
+        raise ConfigError(f"space {space.name!r}: param 'width' must be per layer of 'depth' (depth with step 1)")
+    return ArchSpace(depth.low, depth.high, width.low, width.high, width.log, width.step)
 
 
 def _init(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
@@ -81,7 +90,7 @@ class MLPSupernet(nn.Module):
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; known: {sorted(_ACTIVATIONS)}")
         self.space = space or ArchSpace(1, max_depth, 1, max_width)
-        if self.space.depth_high > max_depth or self.space.width_high > max_width:
+        if self.space.depth_high > max_depth or self.space.width_max > max_width:
             raise ValueError(f"arch space {self.space} exceeds the supernet ({max_depth} x {max_width})")
         self.n_features, self.n_classes, self.stats = n_features, n_classes, stats
         self.max_depth, self.max_width, self.activation = max_depth, max_width, activation
@@ -98,7 +107,7 @@ class MLPSupernet(nn.Module):
                    activation: str = "relu") -> "MLPSupernet":
         """The supernet covering exactly a search space's depth / width ranges."""
         a = space if isinstance(space, ArchSpace) else arch_space(space)
-        return cls(n_features, n_classes, stats, a.depth_high, a.width_high, activation, space=a)
+        return cls(n_features, n_classes, stats, a.depth_high, a.width_max, activation, space=a)
 
     # -- subnets ----------------------------------------------------------------------------------------
     def largest(self) -> Arch:
@@ -109,6 +118,14 @@ class MLPSupernet(nn.Module):
 
     def sample_arch(self, rng: random.Random) -> Arch:
         return self.space.sample_arch(rng)
+
+    @staticmethod
+    def arch_of(config: Mapping[str, Any]) -> Arch:
+        """The subnet of an MLP config (its ``depth`` and ``width``)."""
+        depth = int(config["depth"])
+        widths = config["width"]
+        widths = list(widths) if isinstance(widths, (list, tuple)) else [widths] * depth
+        return {"depth": depth, "width": [int(w) for w in widths]}
 
     def check(self, arch: Mapping[str, Any]) -> tuple[int, list[int]]:
         """``(depth, widths)`` of a subnet, validated against the supernet's largest shapes."""
@@ -142,11 +159,17 @@ class MLPSupernet(nn.Module):
         return ArchConfig("mlp", {"depth": depth, "width": widths, "activation": self.activation, "ffn": "dense"})
 
     @torch.no_grad()
-    def extract(self, arch: Mapping[str, Any]) -> MLP:
-        """A stand-alone :class:`MLP` of the subnet carrying its inherited (sliced, copied) weights."""
+    def extract(self, arch: Mapping[str, Any], fixed_point: Any = None) -> MLP:
+        """A stand-alone :class:`MLP` of the subnet carrying its inherited (sliced, copied) weights.
+
+        With a profile's ``fixed_point`` the MLP is built as the search builds it for that profile (fixed-point
+        input and weights): the inherited weights are then quantised when baked (post-training quantisation).
+        The MLP has no normalisation layer with running statistics, so nothing needs recalibrating."""
         depth, widths = self.check(arch)
-        model = build_mlp(self.config(arch), n_features=self.n_features, n_classes=self.n_classes, stats=self.stats)
-        model.pre.load_state_dict(self.pre.state_dict())
+        model = build_mlp(self.config(arch), n_features=self.n_features, n_classes=self.n_classes, stats=self.stats,
+                          fixed_point=fixed_point)
+        if type(model.pre) is type(self.pre):
+            model.pre.load_state_dict(self.pre.state_dict())
         n_in = self.n_features
         for i, w in enumerate(widths):
             model.layers[i].weight.copy_(self.weights[i][:n_in, :w])
