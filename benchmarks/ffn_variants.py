@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -457,7 +456,7 @@ def report(args: argparse.Namespace, structures: Mapping[str, Any], variants: Ma
             heads += [f"{short} ms", "ratio"] + (["host/meas"] if name == "cpu-host-model" else [])
         lines.append(table(heads, rows, "ll" + "r" * (len(heads) - 2)))
     lines.append("")
-    lines.append(f"Summary: measured ratio to dense fp32 on this CPU (cpu-ort, 1 thread) at each batch, and what "
+    lines.append("Summary: measured ratio to dense fp32 on this CPU (cpu-ort, 1 thread) at each batch, and what "
                  "cpu-host-model predicts; F = really faster (ratio < 0.9 and every round's paired ratio < 1), "
                  "= within 0.9-1.11, S = slower (> 1.11)")
     rows = []

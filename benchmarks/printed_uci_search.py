@@ -140,8 +140,6 @@ def reference_space(dataset: str, tmp: Path) -> Path:
 
 def reference(dataset: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """The published topology trained by hwnas: best validation accuracy over the learning-rate trials."""
-    from hwnas.search.study import evaluated_trials  # noqa: F401 - imported for its side effects on older hwnas
-
     space = reference_space(dataset, tmp)
     out = args.runs_dir / f"{dataset}-published-topology"
     r = run_search(str(space), dataset, out, args.ref_trials, "random", args)

@@ -202,6 +202,11 @@ class CandidateEvaluator:
                 threads=self.train_threads,
             )
             torch_val, epochs_run = self.task.train(model, settings)
+        return self.finish(model, config, seed, timings, name, torch_val, epochs_run)
+
+    def finish(self, model: Any, config: ArchConfig, seed: int, timings: Timings, name: str,
+               torch_val: float | None, epochs_run: int | None) -> CandidateResult:
+        """Lower a model that has its final weights, score the exported file and cost it on every profile."""
         path = self.workdir / f"{name}.onnx"
         with timings.phase("export"):
             self._lower(model, config, seed, path)

@@ -17,9 +17,8 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore
 
 from hwnas.errors import CandidateError, ConfigError
-from hwnas.search.evaluate import (CandidateEvaluator, CandidateResult, Timings, candidate_seed, converted_modes,
-                                   graph_digest)
-from hwnas.search.objectives import Objective, violations
+from hwnas.search.evaluate import CandidateEvaluator, CandidateResult, Timings, candidate_seed
+from hwnas.search.objectives import Objective
 from hwnas.search.pareto import pareto_trials
 from hwnas.search.runner import STOP, Progress, run_trials
 from hwnas.search.study import RESULT, evaluated_trials
@@ -79,17 +78,7 @@ class InheritedEvaluator(CandidateEvaluator):
                 settings = TrainSettings(epochs=self.finetune_epochs, seed=seed, lr=self.lr,
                                          batch_size=self.batch_size, threads=self.train_threads)
                 torch_val, epochs_run = self.task.train(model, settings)
-        path = self.workdir / f"{name}.onnx"
-        with timings.phase("export"):
-            self._lower(model, config, seed, path)
-            val = self.task.quality(path, "val")
-            test = self.task.quality(path, "test")
-            diff = None if converted_modes(model) else self._parity(model, path)
-        with timings.phase("profile"):
-            costs = self._profile(path)
-        return CandidateResult(config, seed, costs, violations(self.constraints, costs), trained=True,
-                               val_score=val, test_score=test, torch_val_score=torch_val, onnx_max_abs_diff=diff,
-                               onnx_path=path, graph_sha256=graph_digest(path), epochs_run=epochs_run)
+        return self.finish(model, config, seed, timings, name, torch_val, epochs_run)
 
 
 class SupernetPlan:
