@@ -24,6 +24,8 @@ def _key_value(text: str) -> tuple[str, str, Any]:
 
 def _format_metric(m: dict[str, Any]) -> str:
     tag = "measured" if m["provenance"] == "measured" else "predicted"
+    if m.get("details", {}).get("label"):  # e.g. TVM: tuned / partially tuned / untuned
+        tag += f", {m['details']['label']}"
     return f"{m['value']:.4g} {m['unit']} ({tag})"
 
 

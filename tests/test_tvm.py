@@ -30,7 +30,7 @@ from hwnas.models.preprocess import InputStats
 from hwnas.profiles.tvm import INSTALL_HINT, tvm_installed
 from hwnas.space import ArchConfig
 
-pytestmark = pytest.mark.skipif(not tvm_installed(), reason=INSTALL_HINT)
+needs_tvm = pytest.mark.skipif(not tvm_installed(), reason=INSTALL_HINT)
 
 HWNAS = [sys.executable, "-m", "hwnas"]
 FAST = {"repeats": 30, "warmup": 2}
@@ -61,6 +61,25 @@ def latency(profile: profiles.Profile, path: Path):
     return profile.profile(path)["latency_ms"]
 
 
+NO_TVM = r'''
+import sys
+sys.modules["tvm"] = None  # as if apache-tvm were not installed
+from hwnas import profiles
+from hwnas.lowering import tvm_worker, tvm_export  # noqa: F401  (importable without TVM)
+print(profiles.get("cpu-tvm").available())
+print(len(profiles.list_profiles()))
+'''
+
+
+def test_hwnas_works_without_tvm_and_says_how_to_install_it():
+    proc = subprocess.run([sys.executable, "-c", NO_TVM], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    reason, count = proc.stdout.strip().splitlines()
+    assert reason == INSTALL_HINT == "apache-tvm is not installed: pip install 'hwnas[tvm]'"
+    assert int(count) >= 10
+
+
+@needs_tvm
 def test_untuned_measurement_is_labelled_and_matches_onnxruntime(models):
     m = latency(cpu_tvm(tuning_trials=0), models["a"])
     d = m.details
@@ -72,6 +91,7 @@ def test_untuned_measurement_is_labelled_and_matches_onnxruntime(models):
     assert d["iqr_ms"] >= 0 and d["min_ms"] <= m.value and "llvm" in d["target"]
 
 
+@needs_tvm
 def test_tuning_database_is_shared_across_candidates_and_processes(models, tmp_path):
     db = tmp_path / "shared_db"
     first = cpu_tvm(tuning_trials=4, database=str(db))
@@ -95,6 +115,7 @@ def test_tuning_database_is_shared_across_candidates_and_processes(models, tmp_p
     first.worker().close()
 
 
+@needs_tvm
 def test_worker_timeout_fails_the_candidate_and_the_next_request_restarts_it(models, tmp_path):
     p = cpu_tvm(tuning_trials=4, database=str(tmp_path / "db"), timeout_s=1)
     with pytest.raises(ProfileError, match=r"timed out after 1 s during 'profile' and was killed"):
@@ -106,6 +127,7 @@ def test_worker_timeout_fails_the_candidate_and_the_next_request_restarts_it(mod
     p.worker().close()
 
 
+@needs_tvm
 def test_worker_killed_mid_tuning_is_a_profile_error_naming_the_signal(models, tmp_path):
     p = cpu_tvm(tuning_trials=8, database=str(tmp_path / "db"))
     worker = p.worker()
@@ -129,6 +151,7 @@ def test_worker_killed_mid_tuning_is_a_profile_error_naming_the_signal(models, t
     assert "died during 'profile': killed by signal SIGKILL" in str(errors[0])
 
 
+@needs_tvm
 def test_a_too_small_memory_bound_is_a_profile_error(models):
     p = cpu_tvm(tuning_trials=0, memory_gb=0.25)
     with pytest.raises(ProfileError, match=r"memory|Memory"):
@@ -136,6 +159,7 @@ def test_a_too_small_memory_bound_is_a_profile_error(models):
     p.worker().close()
 
 
+@needs_tvm
 def test_unknown_target_is_a_clear_error(models, tmp_path):
     p = cpu_tvm(tuning_trials=0, target={"kind": "no-such-kind"})
     assert "invalid TVM target" in (p.available() or "")
@@ -146,6 +170,7 @@ def test_unknown_target_is_a_clear_error(models, tmp_path):
     p.worker().close()
 
 
+@needs_tvm
 def test_gpu_tvm_is_unavailable_here_and_a_search_with_it_fails_up_front(tmp_path):
     gpu = profiles.get("gpu-tvm")
     reason = gpu.available()
@@ -165,6 +190,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@needs_tvm
 def test_rpc_profile_uploads_and_times_on_a_loopback_rpc_server(models, tmp_path):
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1",
@@ -200,6 +226,7 @@ def _elf_machine(data: bytes) -> int:
     return int.from_bytes(data[18:20], "little")
 
 
+@needs_tvm
 def test_cross_compile_for_aarch64_produces_an_aarch64_elf(models, tmp_path):
     from hwnas.lowering.tvm_export import cross_compiler
     from hwnas.lowering.tvm_worker import TVMWorker
@@ -231,6 +258,7 @@ print(json.dumps(vm["main"](tvm.runtime.tensor(x, tvm.cpu())).numpy().tolist()))
 '''
 
 
+@needs_tvm
 def test_search_with_cpu_tvm_then_export_tvm_from_the_command_line(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(

@@ -43,14 +43,19 @@ class LoweringError(Exception):
 
 
 def make_target(spec: dict[str, Any] | str) -> tvm.target.Target:
-    """A TVM target from its JSON dict (or a JSON string of one), with a clear error for a bad one."""
+    """A TVM target from its JSON dict (or a JSON string of one), with a clear error for a bad one.
+
+    ``"mcpu": "native"`` becomes this host's CPU as LLVM names it (e.g. ``rocketlake``)."""
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
         except json.JSONDecodeError as exc:
             raise LoweringError(f"target {spec!r} is not a JSON dict: {exc}") from None
+    spec = dict(spec)
+    if spec.get("mcpu") == "native":  # this host's CPU, by LLVM's name for it (records then say which CPU)
+        spec["mcpu"] = tvm.target.codegen.llvm_get_system_cpu()
     try:
-        return tvm.target.Target(dict(spec))
+        return tvm.target.Target(spec)
     except Exception as exc:  # TVM raises ValueError / TVMError / AttributeError for unknown kinds and keys
         raise LoweringError(f"invalid TVM target {json.dumps(spec)}: {str(exc).splitlines()[-1] if str(exc) else exc}") from None
 

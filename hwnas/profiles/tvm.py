@@ -33,7 +33,11 @@ DATABASE_DIR = "tvm_db"
 
 
 def tvm_installed() -> bool:
-    return importlib.util.find_spec("tvm") is not None
+    """Whether apache-tvm can be imported (checked without importing it)."""
+    try:
+        return importlib.util.find_spec("tvm") is not None
+    except ValueError:  # sys.modules["tvm"] is None: blocked
+        return False
 
 
 def default_database() -> Path:
@@ -67,7 +71,7 @@ class TVMProfile(Profile):
     primary_metric = "latency_ms"
     provenance = "measured"
     defaults: dict[str, Any] = {
-        "target": {"kind": "llvm", "num-cores": 1},
+        "target": {"kind": "llvm", "mcpu": "native", "num-cores": 1},
         "threads": 1,
         "batch_size": 1,
         "warmup": 10,
