@@ -237,8 +237,9 @@ class TVMWorker:
             raise ProfileError(f"{self.label} timed out after {timeout_s:g} s during '{payload['op']}' and was "
                                f"killed (raise timeout_s); stderr tail: {self._tail()}") from None
         except (_Dead, BrokenPipeError):
-            raise ProfileError(f"{self.label} died during '{payload['op']}': {self._death(proc)}; "
-                               f"stderr tail: {self._tail()}") from None
+            death, tail = self._death(proc), self._tail()
+            self.close()
+            raise ProfileError(f"{self.label} died during '{payload['op']}': {death}; stderr tail: {tail}") from None
         answer = json.loads(line)
         if not answer.pop("ok"):
             raise ProfileError(answer["error"])

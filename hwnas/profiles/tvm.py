@@ -132,7 +132,7 @@ class TVMProfile(Profile):
 
         if self._worker is None:
             self._worker = TVMWorker(memory_gb=self.params["memory_gb"], threads=self.params["threads"],
-                                     label=f"profile '{self.name}': TVM worker")
+                                     label="TVM worker")
         return self._worker
 
     def _rpc(self) -> dict[str, Any] | None:
