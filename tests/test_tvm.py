@@ -152,6 +152,20 @@ def test_worker_killed_mid_tuning_is_a_profile_error_naming_the_signal(models, t
 
 
 @needs_tvm
+def test_a_search_records_a_failed_trial_when_the_tvm_worker_fails_and_goes_on(tmp_path):
+    from hwnas.search.api import search
+    from hwnas.search.study import record_of
+
+    sets = {"cpu-tvm": {"tuning_trials": 8, "timeout_s": 2, **FAST}}  # tuning cannot finish in 2 s
+    result = search("mlp_tabular", "iris", ["cpu-tvm"], trials=2, epochs=1, out=tmp_path / "s", progress=False,
+                    profile_overrides=sets)
+    records = [record_of(t) for t in result.study.trials if record_of(t).get("status") == "failed"]
+    assert len(records) == 2 and result.pareto == []
+    assert all("profile cpu-tvm failed" in r["fail_reason"] and "timed out after 2 s" in r["fail_reason"]
+               for r in records), records
+
+
+@needs_tvm
 def test_a_too_small_memory_bound_is_a_profile_error(models):
     p = cpu_tvm(tuning_trials=0, memory_gb=0.25)
     with pytest.raises(ProfileError, match=r"memory|Memory"):

@@ -30,6 +30,7 @@ from hwnas.profiles.registry import register_kind
 
 INSTALL_HINT = "apache-tvm is not installed: pip install 'hwnas[tvm]'"
 DATABASE_DIR = "tvm_db"
+PROBE_TIMEOUT_S = 300.0  # starting the worker and importing TVM (``timeout_s`` bounds each candidate)
 
 
 def tvm_installed() -> bool:
@@ -145,7 +146,7 @@ class TVMProfile(Profile):
             try:
                 self._probe = self.worker().request(
                     {"op": "probe", "target": self.params["target"], "rpc": self._rpc()},
-                    timeout_s=min(300.0, self.params["timeout_s"]))
+                    timeout_s=PROBE_TIMEOUT_S)
             except ProfileError as exc:  # a bad target, or TVM does not start here
                 return str(exc)
         return self._probe["reason"]
