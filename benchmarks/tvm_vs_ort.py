@@ -12,7 +12,8 @@ Targets: tuned TVM <= 1.0x ORT at batch >= 16; mean new tuning <= 30 s per candi
 
 Prints tables and writes ``benchmarks/results/tvm_vs_ort.json`` (or ``--json``).
 Run: ``python benchmarks/tvm_vs_ort.py`` (50 candidates, 32 trials; hours on 2 cores) or scaled down, e.g.
-``--candidates 12 --trials 8 --epochs 3`` (~15-25 min on 2 shared cores).
+``--candidates 12 --trials 8 --epochs 3`` (~6 min on 2 shared cores; ``--candidates 20 --trials 24 --epochs 10``:
+~21 min). From the repository root: ``PYTHONPATH=. python benchmarks/tvm_vs_ort.py ...``.
 """
 
 from __future__ import annotations
