@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--artifacts", help="folder of the study's stored ONNX files (default: as recorded)")
     e.add_argument("--format", choices=["onnx", "tvm"], default="onnx",
                    help="tvm: also compile each model with Apache TVM into a .so plus a loader example")
-    e.add_argument("--target", help='TVM target as a JSON dict (default {"kind": "llvm"}), e.g. '
+    e.add_argument("--target", help='TVM target as a JSON dict (default: the study\'s cpu-tvm target, else {"kind": "llvm"}), e.g. '
                    '\'{"kind":"llvm","mtriple":"aarch64-linux-gnu","num-cores":4}\'')
     e.add_argument("--batch-size", type=int, default=1, help="static batch size of the TVM library (default 1)")
     e.add_argument("--tvm-db", help="MetaSchedule tuning database folder (default: OUT/tvm_db when present)")

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -120,10 +122,22 @@ def fused(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
 # ---- the shared tuning database --------------------------------------------------------------------------
 
 
+def database_folder(database: str | Path, target: tvm.target.Target) -> Path:
+    """The folder of ``target``'s records inside a tuning database: one sub-folder per target.
+
+    MetaSchedule looks records up by workload only, so a schedule tuned for one CPU would otherwise be applied
+    (and reported as tuned) when compiling for another."""
+    spec = json.loads(str(target)) if str(target).startswith("{") else {"kind": target.kind.name}
+    name = "-".join(str(spec[k]) for k in ("kind", "mtriple", "mcpu", "arch") if spec.get(k))
+    digest = hashlib.sha256(str(target).encode()).hexdigest()[:10]
+    return Path(database) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}-{digest}"
+
+
 @contextlib.contextmanager
-def locked_database(folder: str | Path) -> Iterator[ms.database.JSONDatabase]:
-    """The JSON tuning database in ``folder``, opened under an exclusive file lock (searches may share it)."""
-    folder = Path(folder)
+def locked_database(database: str | Path, target: tvm.target.Target) -> Iterator[ms.database.JSONDatabase]:
+    """``target``'s JSON tuning database in ``database``, opened under an exclusive file lock (searches may
+    share one)."""
+    folder = database_folder(database, target)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -199,14 +213,15 @@ def tune(mod: tvm.IRModule, target: tvm.target.Target, database: str | Path | No
 
     Returns what the profile reports: ``workloads`` (names), ``workloads_total``, ``workloads_already_tuned``,
     ``workloads_newly_tuned``, ``workloads_failed`` (tuning found no valid schedule), ``workloads_untuned``
-    (left with TVM's default schedules) and ``tuning_s``. ``database=None`` only counts the workloads."""
+    (left with TVM's default schedules) and ``tuning_s``. ``database=None`` only counts the workloads, as does
+    ``trials=0`` when the database has no records for ``target``."""
     tasks = ms.relax_integration.extract_tasks(fused(mod, target), target)
     names = [t.task_name for t in tasks]
-    if database is None:
+    if database is None or (trials == 0 and not (database_folder(database, target) / "database_workload.json").is_file()):
         return {"workloads": names, "workloads_total": len(tasks), "workloads_already_tuned": 0,
                 "workloads_newly_tuned": 0, "workloads_failed": [], "workloads_untuned": names, "tuning_s": 0.0}
     start = time.perf_counter()
-    with locked_database(database) as db:
+    with locked_database(database, target) as db:
         todo = [t for t in tasks if not _is_tuned(db, t, target)]
         if todo and trials > 0:
             logs = tempfile.mkdtemp(prefix="hwnas-ms-logs-")
@@ -243,8 +258,8 @@ def compile_module(mod: tvm.IRModule, target: tvm.target.Target, database: str |
     """A Relax VM executable: tuned schedules from ``database`` where it has them; elsewhere TVM's defaults
     (on GPUs, the dlight rules)."""
     try:
-        if database is not None and Path(database, "database_workload.json").is_file():
-            with locked_database(database) as db:
+        if database is not None and (database_folder(database, target) / "database_workload.json").is_file():
+            with locked_database(database, target) as db:
                 return ms.relax_integration.compile_relax(db, mod, target, None)
         return ms.relax_integration.compile_relax(ms.database.MemoryDatabase(), mod, target, None)
     except Exception as exc:

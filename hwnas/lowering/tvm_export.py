@@ -5,7 +5,8 @@ schedules from the study's tuning database where it has them) and ``models/trial
 library with ``tvm.runtime.load_module`` + ``relax.VirtualMachine`` and runs it on random input). A target for
 another architecture (``"mtriple": "aarch64-linux-gnu"``) is linked with that triple's cross compiler
 (``aarch64-linux-gnu-gcc``) when it is on PATH, or with ``cc``; without one the library is written as
-``trial_NNNNN.tar`` (the object files, to link on the device).
+``trial_NNNNN.tar`` (the object files, to link on the device). The default target is the one the study's
+``tvm`` profile measured with (so its tuned schedules apply), else ``{"kind": "llvm"}``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ def parse_target(value: str | dict[str, Any] | None) -> dict[str, Any]:
     return value
 
 
+def study_target(profiles: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The target of the study's first ``tvm`` profile (its tuning records are for that target), if any."""
+    for definition in (profiles or {}).values():
+        if definition.get("kind") == "tvm":
+            return dict(definition["params"]["target"])
+    return None
+
+
 def cross_compiler(target: dict[str, Any]) -> str | None:
     """The linker for a target of another architecture (``<mtriple>-gcc`` on PATH), None for this host's."""
     triple = str(target.get("mtriple") or "")
@@ -93,7 +102,7 @@ def export_tvm(rows: Sequence[dict[str, Any]], out: Path, *, target: str | dict[
             dest = onnx_path.with_suffix(suffix)
             answer = worker.request({
                 "op": "export", "onnx": str(onnx_path), "target": spec, "batch_size": batch_size,
-                "database": str(db.resolve()) if (db / "database_workload.json").is_file() else None,
+                "database": str(db.resolve()) if db.is_dir() else None,
                 "dest": str(dest), "cc": cc,
             }, timeout_s=timeout_s)
             loader = onnx_path.with_name(onnx_path.stem + "_tvm.py")

@@ -192,7 +192,9 @@ def export(out: str | Path, *, storage: str | None = None, study: str | None = N
     st, folder = open_existing_study(out, storage=storage, study=study, artifacts=artifacts)
     rows = report.write_reports(st, Path(out), folder)
     if format == "tvm":
-        from hwnas.lowering.tvm_export import export_tvm
+        from hwnas.lowering.tvm_export import export_tvm, study_target
 
-        rows = export_tvm(rows, Path(out), **dict(tvm_options or {}))
+        options = dict(tvm_options or {})
+        options["target"] = options.get("target") or study_target(st.user_attrs.get("hwnas.profiles"))
+        rows = export_tvm(rows, Path(out), **options)
     return rows
