@@ -24,6 +24,8 @@ def _key_value(text: str) -> tuple[str, str, Any]:
 
 def _format_metric(m: dict[str, Any]) -> str:
     tag = "measured" if m["provenance"] == "measured" else "predicted"
+    if m.get("details", {}).get("label"):  # e.g. TVM: tuned / partially tuned / untuned
+        tag += f", {m['details']['label']}"
     return f"{m['value']:.4g} {m['unit']} ({tag})"
 
 
@@ -92,8 +94,13 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from hwnas.search.api import export
 
-    rows = export(args.out, storage=args.storage, study=args.study, artifacts=args.artifacts)
+    tvm_options = {"target": args.target, "batch_size": args.batch_size, "database": args.tvm_db, "cc": args.cc}
+    rows = export(args.out, storage=args.storage, study=args.study, artifacts=args.artifacts, format=args.format,
+                  tvm_options=tvm_options if args.format == "tvm" else None)
     _print_pareto(rows, args.out)
+    for r in rows:
+        if "tvm_library" in r:
+            print(f"  trial {r['trial']:>4}  TVM: {args.out}/{r['tvm_library']} (run: python {args.out}/{r['tvm_loader']})")
     return 0
 
 
@@ -268,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--storage")
     e.add_argument("--study")
     e.add_argument("--artifacts", help="folder of the study's stored ONNX files (default: as recorded)")
+    e.add_argument("--format", choices=["onnx", "tvm"], default="onnx",
+                   help="tvm: also compile each model with Apache TVM into a .so plus a loader example")
+    e.add_argument("--target", help='TVM target as a JSON dict (default: the study\'s cpu-tvm target, else {"kind": "llvm"}), e.g. '
+                   '\'{"kind":"llvm","mtriple":"aarch64-linux-gnu","num-cores":4}\'')
+    e.add_argument("--batch-size", type=int, default=1, help="static batch size of the TVM library (default 1)")
+    e.add_argument("--tvm-db", help="MetaSchedule tuning database folder (default: OUT/tvm_db when present)")
+    e.add_argument("--cc", help="linker for the .so (default: this host's; <mtriple>-gcc for other architectures)")
     e.set_defaults(func=cmd_export)
 
     p = sub.add_parser("profiles", help="hardware profiles: list, show, add, predict, measure")

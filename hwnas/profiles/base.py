@@ -131,6 +131,9 @@ class Profile(abc.ABC):
         """None when this profile can produce its numbers on this machine, else the reason it cannot."""
         return None
 
+    def bind(self, out_dir: Path) -> None:
+        """Called by a search with its output folder, before any :meth:`profile` (e.g. for a tuning cache)."""
+
     def fixed_point(self) -> FixedPoint | None:
         """Bit-widths the deployed model must use, or None when the profile runs the graph as exported."""
         return None

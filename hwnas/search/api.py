@@ -68,6 +68,14 @@ def _check_compatible(space: SearchSpace, profiles: Mapping[str, Profile]) -> No
         )
 
 
+def _check_available(profiles: Mapping[str, Profile]) -> None:
+    """A profile that cannot produce its numbers here fails the search up front, not every candidate."""
+    for p in profiles.values():
+        reason = p.available()
+        if reason:
+            raise ConfigError(f"profile {p.name!r} cannot run here: {reason}")
+
+
 def search(
     space: str | Path | SearchSpace,
     dataset: str | Dataset | Task = "breast_cancer",
@@ -114,6 +122,7 @@ def search(
     if not profs:
         raise ConfigError("choose at least one hardware profile (--profile)")
     _check_compatible(sp, profs)
+    _check_available(profs)
     objs = parse_objectives([o for o in objectives if o not in (ACCURACY, task.metric)], profs)
     cons = parse_constraints(constraints, profs)
     smp = make_sampler(sampler, seed, population_size)
@@ -123,6 +132,8 @@ def search(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for p in profs.values():
+        p.bind(out)
     url = storage or default_storage(out)
     name = study or f"{sp.name}-{task.name}{plan.study_suffix if plan else ''}"
     signature = {
@@ -183,7 +194,20 @@ def open_existing_study(out: str | Path, *, storage: str | None = None, study: s
 
 
 def export(out: str | Path, *, storage: str | None = None, study: str | None = None,
-           artifacts: str | Path | None = None) -> list[dict[str, Any]]:
-    """Re-export ``pareto.json``, ``pareto.csv`` and ``models/*.onnx`` of a study into ``out``."""
+           artifacts: str | Path | None = None, format: str = "onnx",
+           tvm_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Re-export ``pareto.json``, ``pareto.csv`` and ``models/*.onnx`` of a study into ``out``.
+
+    ``format="tvm"`` also compiles each model with TVM (:func:`hwnas.lowering.tvm_export.export_tvm`, which
+    takes ``tvm_options``: ``target``, ``batch_size``, ``database``, ``cc``)."""
+    if format not in ("onnx", "tvm"):
+        raise ConfigError(f"--format must be onnx or tvm, got {format!r}")
     st, folder = open_existing_study(out, storage=storage, study=study, artifacts=artifacts)
-    return report.write_reports(st, Path(out), folder)
+    rows = report.write_reports(st, Path(out), folder)
+    if format == "tvm":
+        from hwnas.lowering.tvm_export import export_tvm, study_target
+
+        options = dict(tvm_options or {})
+        options["target"] = options.get("target") or study_target(st.user_attrs.get("hwnas.profiles"))
+        rows = export_tvm(rows, Path(out), **options)
+    return rows
