@@ -199,8 +199,10 @@ class TVMWorker:
         self.threads = threads
         self.label = label
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log = Path(tempfile.mkstemp(prefix="hwnas-tvm-worker-", suffix=".log")[1])
-        atexit.register(self.close)
+        fd, name = tempfile.mkstemp(prefix="hwnas-tvm-worker-", suffix=".log")
+        os.close(fd)
+        self._log = Path(name)  # the worker's stderr, for the tail quoted in errors; removed at exit
+        atexit.register(self._shutdown)
 
     @property
     def pid(self) -> int | None:
@@ -303,6 +305,11 @@ class TVMWorker:
                     stream.close()
                 except OSError:
                     pass
+
+
+    def _shutdown(self) -> None:
+        self.close()
+        self._log.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> None:
