@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -97,10 +98,11 @@ def _wait_for(db, n, proc, timeout=180):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if db.exists():
-            try:
-                if len(finished(db)) >= n:
-                    return
-            except (KeyError, Exception):  # study not created yet
+            try:  # plain SQLite, read-only: opening it through Optuna would create its tables, racing the search
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+                    if con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0] >= n:
+                        return
+            except sqlite3.Error:  # tables not created yet
                 pass
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.2)

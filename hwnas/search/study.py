@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,16 +34,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_OPEN_ATTEMPTS = 3
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An RDB storage with heartbeats, so trials of a killed process are marked failed, not left running."""
     sqlite = url.startswith("sqlite")
     kwargs: dict[str, Any] = {"engine_kwargs": {"connect_args": {"timeout": 60}}} if sqlite else {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90, **kwargs)
-    except Exception as exc:
-        raise ConfigError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from None
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90, **kwargs)
+            break
+        except Exception as exc:
+            # Another process creating the same new database's tables at this moment makes one of the two
+            # fail (duplicate schema rows): the tables are there once it is done, so try again.
+            if attempt + 1 == _OPEN_ATTEMPTS:
+                raise ConfigError(f"cannot open storage {url!r}: {type(exc).__name__}: {exc}") from None
+            time.sleep(1.0)
     if sqlite:
         sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
         storage.engine.dispose()  # reconnect with the pragmas
@@ -96,14 +106,24 @@ def open_study(
     return study
 
 
+_STATUS_OF = {optuna.trial.TrialState.COMPLETE: ("ok", "infeasible"), optuna.trial.TrialState.FAIL: ("failed",)}
+_FINISHED = tuple(_STATUS_OF)
+
+
 def evaluated_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Trials that count towards ``--trials``: architectures actually evaluated (trained, screened out by a
     constraint, or failed with a recorded reason). Proposals that break a space constraint, re-proposed
     architectures (reused results) and trials cut off by a kill do not count."""
     out = []
-    for t in study.get_trials(deepcopy=False):
+    # The record must agree with the trial's state: a process killed after a trial's record was written but
+    # before Optuna was told its values leaves it RUNNING (later FAIL, through the heartbeat) with an "ok"
+    # record; its architecture is evaluated again on resume.
+    for t in study.get_trials(deepcopy=False, states=_FINISHED):
         record = record_of(t)
-        if record.get("status") in ("ok", "infeasible", "failed") and "reused_from" not in record:
+        if "reused_from" in record:
+            continue
+        status = record.get("status")
+        if status in _STATUS_OF[t.state]:
             out.append(t)
     return out
 
