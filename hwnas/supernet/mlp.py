@@ -14,6 +14,7 @@ from torch import nn
 from hwnas.models.mlp import _ACTIVATIONS, MLP, build_mlp
 from hwnas.models.preprocess import InputStats, Standardize
 from hwnas.errors import ConfigError
+from hwnas.supernet.train import SubnetSampling
 from hwnas.space import ArchConfig, Int, SearchSpace
 
 #: A subnet: ``{"depth": d, "width": [w_0, ..., w_{d-1}]}``.
@@ -77,7 +78,7 @@ def _init(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
 
-class MLPSupernet(nn.Module):
+class MLPSupernet(SubnetSampling, nn.Module):
     """Standardize → up to ``max_depth`` dense hidden layers of up to ``max_width`` units → head.
 
     Weights are stored as [in, out] (like :class:`hwnas.models.layers.Dense`) at their largest shapes; a
@@ -110,15 +111,6 @@ class MLPSupernet(nn.Module):
         return cls(n_features, n_classes, stats, a.depth_high, a.width_max, activation, space=a)
 
     # -- subnets ----------------------------------------------------------------------------------------
-    def largest(self) -> Arch:
-        return self.space.largest()
-
-    def smallest(self) -> Arch:
-        return self.space.smallest()
-
-    def sample_arch(self, rng: random.Random) -> Arch:
-        return self.space.sample_arch(rng)
-
     @staticmethod
     def arch_of(config: Mapping[str, Any]) -> Arch:
         """The subnet of an MLP config (its ``depth`` and ``width``)."""

@@ -27,6 +27,22 @@ from hwnas.errors import CandidateError
 _COUNTERS = ("steps", "subnet_passes", "sample_passes", "sample_macs", "seconds")
 
 
+
+class SubnetSampling:
+    """``largest() / smallest() / sample_arch(rng)`` of a supernet, from its arch space ``self.space`` (any object
+    with those three methods): the part of the protocol above that every supernet shares."""
+
+    space: Any
+
+    def largest(self) -> dict[str, Any]:
+        return self.space.largest()
+
+    def smallest(self) -> dict[str, Any]:
+        return self.space.smallest()
+
+    def sample_arch(self, rng: random.Random) -> dict[str, Any]:
+        return self.space.sample_arch(rng)
+
 def _save(path: Path, state: dict[str, Any]) -> None:
     """Write atomically: a killed save never leaves a truncated checkpoint behind."""
     path.parent.mkdir(parents=True, exist_ok=True)

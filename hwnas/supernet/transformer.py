@@ -16,6 +16,7 @@ from torch import nn
 
 from hwnas.errors import ConfigError
 from hwnas.models.transformer import _ACTIVATIONS, TinyTransformer, build_transformer
+from hwnas.supernet.train import SubnetSampling
 from hwnas.space import Categorical, Int, SearchSpace
 
 Arch = dict[str, Any]
@@ -99,7 +100,7 @@ class _SharedBlock(nn.Module):
         return (torch.cat([self.qkv_w[:d, c] for c in cols], dim=1), torch.cat([self.qkv_b[c] for c in cols]))
 
 
-class TransformerSupernet(nn.Module):
+class TransformerSupernet(SubnetSampling, nn.Module):
     """The largest Transformer LM of a space, every weight shared by the subnets (see the module docstring)."""
 
     def __init__(self, vocab_size: int, seq_len: int, space: TransformerArchSpace, activation: str = "gelu",
@@ -122,15 +123,6 @@ class TransformerSupernet(nn.Module):
     def from_space(cls, space: SearchSpace, vocab_size: int, seq_len: int) -> "TransformerSupernet":
         activation = str(space.fixed.get("activation", "gelu"))
         return cls(vocab_size, seq_len, transformer_arch_space(space), activation, space.fixed)
-
-    def largest(self) -> Arch:
-        return self.space.largest()
-
-    def smallest(self) -> Arch:
-        return self.space.smallest()
-
-    def sample_arch(self, rng: random.Random) -> Arch:
-        return self.space.sample_arch(rng)
 
     @staticmethod
     def arch_of(config: Mapping[str, Any]) -> Arch:
