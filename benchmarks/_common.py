@@ -117,11 +117,12 @@ def header(env: Mapping[str, Any]) -> str:
 
 
 def trial_record(trial: Any) -> dict[str, Any]:
-    """A trial's hwnas record (status, timings, reused_from, ...), whichever layout this hwnas stores it in:
-    one ``user_attrs["result"]`` dict (``hwnas.search.study.record_of``) or flat ``user_attrs`` keys."""
-    try:
-        from hwnas.search.study import record_of
-    except ImportError:
-        record_of = None
-    rec = record_of(trial) if record_of else {}
-    return rec if rec else dict(trial.user_attrs)
+    """A trial's hwnas record as plain JSON-able values: ``status`` (None for a trial without a record: cut off
+    by a kill), ``reused_from``, ``timings``, ``epochs_run`` (:class:`hwnas.engine.records.TrialRecord`)."""
+    from hwnas.engine.records import read_record
+
+    rec = read_record(trial)
+    if rec is None:
+        return {"status": None, "reused_from": None, "timings": {}, "epochs_run": None}
+    return {"status": rec.status.value, "reused_from": rec.reused_from, "timings": dict(rec.timings),
+            "epochs_run": rec.epochs_run}

@@ -14,8 +14,8 @@ One fixed FFN block, d_model = 512 → hidden 2048 → d_model = 512, built with
 
 followed by the output layer 512→10 (dense, fp32). Each structure is lowered at fp32, fp16, int8 and int4 (the
 hidden layers' precision, ``quant`` per layer, so the tiny output layer stays fp32) exactly as a search lowers a
-candidate (``CandidateEvaluator._lower``: ``bake`` → ``export_onnx`` → ``deploy`` of the int8/int4/fp16 weights
-→ ``verify``); a variant whose lowering fails ``verify`` is reported as not deployable. Weights are untrained
+candidate (``hwnas.lowering.lower``: ``bake`` → ``export_onnx`` → ``deploy`` of the int8/int4/fp16 weights →
+``verify``); a variant whose lowering fails ``verify`` is reported as not deployable. Weights are untrained
 (``torch.manual_seed(0)``; latency does not depend on the values, only MoE routing does).
 
 Measured: ONNX Runtime CPU EP with ``cpu-ort``'s own session settings (1 intra-op thread, graph optimization
@@ -100,37 +100,21 @@ def build(values: Mapping[str, Any], x: np.ndarray, n_classes: int, seed: int = 
 
 def lower(model: Any, n_features: int, path: Path, calibration: np.ndarray,
           prune: Callable[[Any], None] | None = None) -> Path:
-    """Lower ``model`` to ``path`` exactly as ``CandidateEvaluator._lower`` does: bake, export with the
-    ``hwnas.layers`` (and ``hwnas.fixed_point``) metadata, deploy the int8/int4/fp16 weights, verify.
-    ``prune`` runs before ``bake`` (e.g. multiplying sparsity masks in, where ``GradualPruner.finalize``
-    leaves a trained model)."""
+    """Lower ``model`` to ``path`` exactly as a search lowers a candidate (:func:`hwnas.lowering.lower`: bake,
+    export with the ``hwnas.layers`` / ``hwnas.fixed_point`` metadata, deploy the int8/int4/fp16 weights,
+    verify). ``prune`` runs first (e.g. multiplying sparsity masks in, where ``GradualPruner.finalize`` leaves
+    a trained model)."""
     import torch
 
-    from hwnas.lowering.export import export_onnx, set_metadata
-    from hwnas.lowering.precision import deploy, describe_weights, verify
-    from hwnas.search.evaluate import converted_modes
+    from hwnas.lowering import FeatureExporter
+    from hwnas.lowering import lower as lower_model
 
     with torch.no_grad():
         if prune is not None:
             prune(model)
-        model.bake()
-    weights = describe_weights(model)
-    meta: dict[str, Any] = {"hwnas.layers": weights}
-    fp = model.fixed_point()
-    if fp:
-        meta["hwnas.fixed_point"] = fp
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        export_onnx(model, n_features, path, meta)
-        modes = converted_modes(model)
-        if modes:
-            fp32 = path.with_suffix(".fp32.onnx")
-            path.replace(fp32)
-            deploy(fp32, path, modes, calibration)
-            set_metadata(path, meta)
-            fp32.unlink()
-    verify(path, weights)
-    return path
+        return lower_model(model, path, FeatureExporter(n_features, calibration), check_parity=False).path
 
 
 def scores(path: Path, x: np.ndarray) -> np.ndarray:
@@ -379,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
             "Model: 512 raw features -> FFN block (structure below) -> dense fp32 output layer 512->10; "
             "untrained weights (torch.manual_seed(0)); the hidden layers' precision is per layer (quant list), "
             "so the output layer stays fp32.",
-            "Lowering = CandidateEvaluator._lower: bake -> export_onnx -> deploy(int8 QDQ / int4 MatMulNBits / "
+            "Lowering = hwnas.lowering.lower: bake -> export_onnx -> deploy(int8 QDQ / int4 MatMulNBits / "
             "fp16) -> verify. int8 calibrated on 512 N(0,1) rows.",
             "Measured: cpu-ort session settings (1 thread, optimization all) and inputs; rounds in random order; "
             "median and IQR over all rounds' runs; ratio = median / dense-fp32 median at the same batch; "

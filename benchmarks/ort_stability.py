@@ -1,7 +1,7 @@
 """Stability of the cpu-ort latency measurement: the same ONNX file profiled repeatedly.
 
 Untrained MLPs (``hwnas.models.build_model``, 30 features, 2 classes, input statistics of N(0, 1) data) are
-exported with ``hwnas.lowering.export.export_onnx``:
+lowered with ``hwnas.lowering.lower`` (as a search lowers a candidate):
 
 * ``tiny``   30-8-4-2, fixed-point (8-bit weights, 4-bit inputs, as a search with printed-egfet exports it);
 * ``small``  30-32-32-32-2, fixed-point: the largest architecture of the ``mlp_tabular`` space;
@@ -70,10 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def export_model(name: str, spec: dict[str, Any], folder: Path, seed: int) -> tuple[Path, dict[str, Any]]:
-    from hwnas.lowering.export import export_onnx
+    from hwnas.lowering import FeatureExporter, lower
     from hwnas.models import build_model
     from hwnas.models.preprocess import InputStats
-    from hwnas.profiles import FixedPoint
+    from hwnas.precision import FixedPoint
     from hwnas.space import ArchConfig
     from hwnas.train import seed_everything
 
@@ -84,8 +84,7 @@ def export_model(name: str, spec: dict[str, Any], folder: Path, seed: int) -> tu
                                 "activation": "relu"})
     fp = FixedPoint(8, 4) if spec["fixed_point"] else None
     model = build_model(config, n_features=N_FEATURES, n_classes=N_CLASSES, stats=InputStats.of(x), fixed_point=fp)
-    model.bake()
-    path = export_onnx(model, N_FEATURES, folder / f"{name}.onnx")
+    path = lower(model, folder / f"{name}.onnx", FeatureExporter(N_FEATURES, x), check_parity=False).path
     params = sum(p.numel() for p in model.parameters())
     topology = [N_FEATURES, *spec["width"], N_CLASSES]
     macs = sum(a * b for a, b in zip(topology, topology[1:]))

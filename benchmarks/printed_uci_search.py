@@ -2,7 +2,7 @@
 
 For each dataset (default: cardio and redwine), in this process and one after the other:
 
-1. **The search**: ``hwnas.search.api.search("mlp_printed", dataset, ["printed-egfet"], objectives=[area_cm2,
+1. **The search**: ``hwnas.api.search("mlp_printed", dataset, ["printed-egfet"], objectives=[area_cm2,
    power_mw], sampler="nsga2", seed=0)`` — depth 1-2, width 2-12 per layer, weight bits 2-8 per layer, no or
    unstructured pruning 20-80%, learning rate; inputs 4-bit, the output layer 8-bit (the ``printed-egfet``
    deployment). Objectives: validation accuracy (max), area and power (min; power is 3.1 mW/cm² × area in this
@@ -105,7 +105,7 @@ def counts(result: Any) -> dict[str, int]:
 
 
 def run_search(space: Any, dataset: str, out: Path, trials: int, sampler: str, args: argparse.Namespace) -> dict:
-    from hwnas.search.api import search
+    from hwnas.api import search
 
     if out.exists():
         shutil.rmtree(out)  # a leftover study would be resumed instead of started afresh

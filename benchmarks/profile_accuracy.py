@@ -3,8 +3,8 @@
 Architectures are sampled from the built-in spaces ``mlp_tabular`` (a third; half of them exported with
 fixed-point inputs and weights, as a search with ``printed-egfet`` exports them) and ``mlp_wide`` (two thirds;
 fp32 or int8 QDQ as the config says), built untrained with ``hwnas.models.build_model`` on random N(0, 1)
-input statistics (latency does not depend on weight values) and exported with ``export_onnx``
-(``quantize_int8`` for int8). Every architecture is measured with ``cpu-ort`` (1 thread, median of 100 runs
+input statistics (latency does not depend on weight values) and lowered as a search lowers a candidate
+(``hwnas.lowering.lower``; int8 QDQ for int8). Every architecture is measured with ``cpu-ort`` (1 thread, median of 100 runs
 after 10 warm-ups) at every batch size, in rounds of seeded random order; a canary before and after every
 measurement tells quiet rounds from rounds disturbed by other processes on the shared host, and the truth is
 the minimum of the quiet rounds (see :func:`measure`).
@@ -108,14 +108,13 @@ def sample_archs(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def export_arch(arch: dict[str, Any], folder: Path) -> Path:
-    """Build the untrained model of ``arch`` and write its ONNX file (int8 QDQ when ``quant: int8``)."""
+    """Build the untrained model of ``arch`` and lower it as a search does (int8 QDQ when ``quant: int8``)."""
     import torch
 
-    from hwnas.lowering.export import export_onnx
-    from hwnas.lowering.int8 import quantize_int8
+    from hwnas.lowering import FeatureExporter, lower
     from hwnas.models import build_model
     from hwnas.models.preprocess import InputStats
-    from hwnas.profiles import FixedPoint
+    from hwnas.precision import FixedPoint
     from hwnas.space import load_space
 
     config = load_space(arch["space"]).sample(arch["draw"])
@@ -124,11 +123,8 @@ def export_arch(arch: dict[str, Any], folder: Path) -> Path:
     fp = FixedPoint(8, 4) if arch["fixed_point"] else None
     model = build_model(config, n_features=arch["n_features"], n_classes=arch["n_classes"], stats=InputStats.of(x),
                         fixed_point=fp)
-    model.bake()
-    path = export_onnx(model, arch["n_features"], folder / f"arch{arch['id']:04d}.onnx")
-    if arch["quant"] == "int8":
-        path = quantize_int8(path, folder / f"arch{arch['id']:04d}.int8.onnx", x)
-    return path
+    path = folder / f"arch{arch['id']:04d}{'.int8' if arch['quant'] == 'int8' else ''}.onnx"
+    return lower(model, path, FeatureExporter(arch["n_features"], x), check_parity=False).path
 
 
 def describe(arch: dict[str, Any]) -> str:
@@ -149,7 +145,7 @@ def canary(folder: Path) -> Any:
     Runtime session; each call returns the median of 30 runs in ms (~0.5 ms of work)."""
     import onnxruntime as ort
 
-    from hwnas.lowering.export import export_onnx
+    from hwnas.lowering import FeatureExporter, lower
     from hwnas.models import build_model
     from hwnas.models.preprocess import InputStats
     from hwnas.space import ArchConfig
@@ -157,7 +153,7 @@ def canary(folder: Path) -> Any:
     x = np.random.default_rng(0).standard_normal((256, 16)).astype(np.float32)
     config = ArchConfig("mlp", {"depth": 2, "width": [256, 256], "ffn": ["dense", "dense"], "activation": "relu"})
     model = build_model(config, n_features=16, n_classes=2, stats=InputStats.of(x))
-    path = export_onnx(model, 16, folder / "canary.onnx")
+    path = lower(model, folder / "canary.onnx", FeatureExporter(16, x)).path
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

@@ -1,9 +1,9 @@
 """Search efficiency of Optuna samplers on a hwnas search: hypervolume of the feasible Pareto front vs trials.
 
 For each seed, and for each sampler side by side (so that every sampler sees the same host state and the same
-ONNX Runtime measurement noise), one ``hwnas.search.api.search`` runs in this process (sequentially) into its
+ONNX Runtime measurement noise), one ``hwnas.api.search`` runs in this process (sequentially) into its
 own fresh out folder. Afterwards, for each checkpoint N, the trials numbered < N with status ``ok`` give loss
-vectors (1 - val accuracy, cost_1, cost_2, ...) and their hypervolume (``hwnas.search.pareto.hypervolume``,
+vectors (1 - val accuracy, cost_1, cost_2, ...) and their hypervolume (``hwnas.engine.pareto.hypervolume``,
 Optuna's exact WFG) is taken against ONE reference point common to all samplers and seeds: error 1.0 and
 ``--ref-factor`` (1.1) x the maximum of each cost over every ok trial of every run. Normalised HV divides by the
 volume of the box [0, ref]. Dominated points do not change a hypervolume, so all ok points are passed.
@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_one(args: argparse.Namespace, sampler: str, seed: int) -> dict[str, Any]:
     """One search into a fresh folder; returns the per-trial records the analysis needs."""
-    from hwnas.search.api import search
+    from hwnas.api import search
 
     out = args.runs_dir / f"{sampler}-seed{seed}"
     if out.exists():
@@ -111,7 +111,7 @@ def losses(run: dict[str, Any], n: int | None = None) -> np.ndarray:
 
 
 def hv(points: np.ndarray, ref: np.ndarray, dims: list[int] | None = None) -> float:
-    from hwnas.search.pareto import hypervolume
+    from hwnas.engine.pareto import hypervolume
 
     if len(points) == 0:
         return 0.0

@@ -6,8 +6,8 @@ Per task (one tabular: ``--tab-dataset`` on ``--tab-space``; one Transformer LM:
 1. **Ranking fidelity** (:func:`hwnas.supernet.ranking_fidelity`): ``--subnets`` subnets, Kendall τ / Spearman
    between inherited-weight and stand-alone quality (accuracy or perplexity) and validation loss (target τ ≥ 0.7).
 2. **Search at equal wall clock**: ``--strategy supernet`` with ``--trials`` evaluated subnets (NSGA-II), timed
-   (supernet training included); then the from-scratch NSGA-II search stopped (``STOP``) after the same number of
-   seconds. Hypervolume of each final feasible Pareto front (Optuna's WFG via ``hwnas.search.pareto``) against
+   (supernet training included); then the from-scratch NSGA-II search stopped (a ``StopToken``) after the same number of
+   seconds. Hypervolume of each final feasible Pareto front (Optuna's WFG via ``hwnas.engine.pareto``) against
    ONE reference point — error (1 − accuracy) 1.0 or perplexity ``ref-factor`` × the worst seen, and
    ``ref-factor`` × the largest cost seen in either run — normalised by the reference box.
 3. **Compute**: seconds per evaluated subnet on each path and the ratio of the total compute of N = ``--trials``
@@ -79,37 +79,40 @@ def _fresh(path: Path) -> Path:
 
 
 def _ok(study: Any) -> list[Any]:
-    return [t for t in study.trials if t.values is not None and t.user_attrs.get("result", {}).get("status") == "ok"]
+    from hwnas.engine.records import Status, read_record
+
+    return [t for t in study.trials if t.values is not None and (r := read_record(t)) is not None
+            and r.status == Status.OK]
 
 
 def _losses(trials: list[Any], maximize: bool) -> np.ndarray:
-    from hwnas.search.pareto import loss_points
+    from hwnas.engine.pareto import loss_points
 
     return loss_points(trials, maximize_first=maximize)
 
 
 def timed_search(budget_s: float | None, **kwargs: Any) -> tuple[Any, float]:
-    """``hwnas.search`` (stopped through ``STOP`` after ``budget_s`` seconds when given); (result, seconds)."""
-    from hwnas.search.api import search
-    from hwnas.search.runner import STOP
+    """``hwnas.search`` (stopped through a ``StopToken`` after ``budget_s`` seconds when given); (result, seconds)."""
+    from hwnas.api import search
+    from hwnas.engine.stop import StopToken
 
-    timer = threading.Timer(budget_s, STOP.set) if budget_s else None
+    stop = StopToken()
+    timer = threading.Timer(budget_s, stop.stop) if budget_s else None
     began = time.perf_counter()
     if timer:
         timer.start()
     try:
-        result = search(progress=False, **kwargs)
+        result = search(progress=False, stop=stop, **kwargs)
     finally:
         if timer:
             timer.cancel()
-        STOP.clear()
     return result, time.perf_counter() - began
 
 
 def compare(name: str, task: Any, space: str, profile: str, trials: int, strategy_options: dict[str, Any],
             epochs: int, args: argparse.Namespace) -> dict[str, Any]:
     """Supernet search then a from-scratch NSGA-II search with the same wall clock; HV and compute."""
-    from hwnas.search.pareto import hypervolume
+    from hwnas.engine.pareto import hypervolume
 
     sup, sup_s = timed_search(None, space=space, dataset=task, profiles=[profile], trials=trials, seed=args.seed,
                               out=_fresh(args.runs_dir / f"{name}-supernet"), strategy="supernet",
@@ -126,11 +129,11 @@ def compare(name: str, task: Any, space: str, profile: str, trials: int, strateg
         front = [t for t in result.study.trials if t.number in {r["trial"] for r in result.pareto}]
         return hypervolume(_losses(front, maximize), ref) / box
 
-    training = sup.study.user_attrs.get("hwnas.supernet.training", {})
-    from hwnas.search.study import evaluated_trials
+    from hwnas.engine.records import read_note, read_tag
+    from hwnas.engine.study import evaluated_trials
 
-    n_sup = len([t for t in evaluated_trials(sup.study)
-                 if t.user_attrs.get("strategy", {}).get("weights") == "inherited"])
+    training = read_note(sup.study, "supernet", "training") or {}
+    n_sup = len([t for t in evaluated_trials(sup.study) if read_tag(t).get("weights") == "inherited"])
     eval_s = sup_s - float(training.get("seconds", 0.0))
     n_scr = len(evaluated_trials(scr.study))
     per_scratch = scr_s / max(1, n_scr)

@@ -1,6 +1,6 @@
 """Where the time of a hwnas search goes: per-trial phases, Optuna's share, and everything that is not training.
 
-Runs one ``hwnas.search.api.search`` (default: mlp_tabular on breast_cancer, cpu-ort + printed-egfet, NSGA-II,
+Runs one ``hwnas.api.search`` (default: mlp_tabular on breast_cancer, cpu-ort + printed-egfet, NSGA-II,
 30 trials, hwnas' default 100 max epochs) into a fresh folder, then reads each trial's phase timings
 (``timings`` in the trial's record: sample, build, train, export, profile, bookkeeping seconds) and its wall time
 (``datetime_complete - datetime_start``). "optuna (in trial)" = trial wall time - sum of the phases: Optuna's
@@ -63,6 +63,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _values(trial: Any) -> dict[str, Any] | None:
+    from hwnas.engine.records import read_arch
+
+    arch = read_arch(trial)
+    return arch.to_dict()["values"] if arch else None
+
+
 def _stats(values: list[float]) -> dict[str, float]:
     if not values:
         return {"n": 0, "median": float("nan"), "mean": float("nan"), "total": 0.0, "max": float("nan")}
@@ -75,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     env = environment()
     import torch
 
-    from hwnas.search.api import search
+    from hwnas.api import search
 
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
@@ -123,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         phases.update(extra)
         optuna_s = wall - sum(phases.values())
         rows.append({"number": t.number, "status": status, "wall": wall, "phases": phases, "optuna": optuna_s,
-                     "epochs_run": rec.get("epochs_run"), "arch": (t.user_attrs.get("arch") or {}).get("values")})
+                     "epochs_run": rec.get("epochs_run"), "arch": _values(t)})
 
     phase_names = list(PHASES) + sorted({k for r in rows for k in r["phases"]} - set(PHASES))
     trial_wall_total = sum(r["wall"] for r in rows)

@@ -59,8 +59,8 @@ def kendall(x: list[float], y: list[float]) -> float | None:
 
 def search_part(args: argparse.Namespace) -> dict[str, Any]:
     """Part 1: the search, with cpu-ort and a tuned cpu-tvm sharing one database."""
-    from hwnas.search.api import search
-    from hwnas.search.study import record_of
+    from hwnas.api import search
+    from hwnas.engine.records import Status, read_arch, read_record
 
     out = args.runs_dir / "search"
     if out.exists():
@@ -73,16 +73,17 @@ def search_part(args: argparse.Namespace) -> dict[str, Any]:
     wall = time.perf_counter() - start
     rows = []
     for t in sorted(res.study.get_trials(deepcopy=False), key=lambda t: t.number):
-        rec = record_of(t)
-        if rec.get("reused_from") is not None or "metrics" not in rec or "cpu-tvm" not in (rec.get("metrics") or {}):
-            if rec.get("status") == "failed":
-                rows.append({"trial": t.number, "status": "failed", "reason": rec.get("fail_reason")})
+        rec = read_record(t)
+        if rec is None or rec.reused_from is not None or "cpu-tvm" not in rec.costs:
+            if rec is not None and rec.status == Status.FAILED:
+                rows.append({"trial": t.number, "status": "failed", "reason": rec.reason})
             continue
-        tvm, ort = rec["metrics"]["cpu-tvm"]["latency_ms"], rec["metrics"]["cpu-ort"]["latency_ms"]
-        d = tvm["details"]
+        tvm, ort = rec.costs["cpu-tvm"]["latency_ms"], rec.costs["cpu-ort"]["latency_ms"]
+        d = tvm.details
+        arch = read_arch(t)
         rows.append({
-            "trial": t.number, "status": rec.get("status"), "arch": rec.get("arch", t.user_attrs.get("arch")),
-            "ort_ms": ort["value"], "tvm_tuned_ms": tvm["value"], "label": d["label"],
+            "trial": t.number, "status": rec.status.value, "arch": arch.to_dict() if arch else None,
+            "ort_ms": ort.value, "tvm_tuned_ms": tvm.value, "label": d["label"],
             "workloads": d["workloads_total"], "already_tuned": d["workloads_already_tuned"],
             "newly_tuned": d["workloads_newly_tuned"], "failed": d["workloads_failed"], "tuning_s": d["tuning_s"],
         })

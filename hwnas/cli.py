@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -11,15 +12,6 @@ from typing import Any, Sequence
 import yaml
 
 from hwnas.errors import HwnasError
-
-
-def _key_value(text: str) -> tuple[str, str, Any]:
-    """``NAME.KEY=VALUE`` → (NAME, KEY, VALUE parsed as YAML scalar)."""
-    left, sep, value = text.partition("=")
-    name, dot, key = left.rpartition(".")
-    if not sep or not dot or not name or not key:
-        raise HwnasError(f"--profile-set {text!r}: expected PROFILE.KEY=VALUE, e.g. cpu-ort.batch_size=16")
-    return name, key, yaml.safe_load(value)
 
 
 def _format_metric(m: dict[str, Any]) -> str:
@@ -39,26 +31,67 @@ def _print_pareto(rows: list[dict[str, Any]], out: str) -> None:
         print(f"  trial {r['trial']:>4}  {scores}  {costs}")
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from hwnas.search.api import search
+def _add_search_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``hwnas search``, from the fields of :class:`~hwnas.config.SearchConfig` and of every
+    strategy's options dataclass (one declaration each)."""
+    from hwnas.config import SearchConfig
+    from hwnas.strategies import strategies
 
-    overrides: dict[str, dict[str, Any]] = {}
-    for item in args.profile_set:
-        name, key, value = _key_value(item)
-        overrides.setdefault(name, {})[key] = value
-    options = {k: v for k, v in (("supernet_epochs", args.supernet_epochs), ("finetune_epochs", args.finetune_epochs),
-                                  ("darts_epochs", args.darts_epochs), ("darts_lambda", args.darts_lambda),
-                                  ("gumbel", args.darts_gumbel or None)) if v is not None}
-    result = search(
-        args.space, args.dataset, args.profile or ["cpu-ort"], trials=args.trials, sampler=args.sampler,
-        seed=args.seed, out=args.out, study=args.study, storage=args.storage, constraints=args.constraint,
-        objectives=args.objective, epochs=args.epochs, target=args.target, profile_overrides=overrides,
-        population_size=args.population, train_threads=args.train_threads, progress=not args.no_progress,
-        strategy=args.strategy, strategy_options=options,
-    )
+    for f in dataclasses.fields(SearchConfig):
+        flag, cli = f.metadata["flag"], dict(f.metadata["cli"])
+        if f.name == "strategy_options":
+            continue
+        if flag is None:
+            parser.add_argument(f.name, help=f.metadata["help"], **cli)
+            continue
+        action = cli.get("action")
+        cli["default"] = [] if action == "append" else f.default if action != "store_false" else True
+        if f.name == "strategy":
+            cli["choices"] = sorted(strategies())
+        if action not in ("store_true", "store_false"):
+            cli.setdefault("metavar", _metavar(flag))
+        parser.add_argument(flag, dest=f.name, help=_with_default(f.metadata["help"], f.default, action), **cli)
+    for strategy in strategies().values():
+        group = parser.add_argument_group(f"--strategy {strategy.name}", strategy.description)
+        for f in dataclasses.fields(strategy.Options):
+            flag, cli = strategy.Options.flags()[f.name], dict(f.metadata["cli"])
+            if "action" not in cli:
+                cli["type"] = yaml.safe_load  # numbers as YAML reads them (3, 0.5, 1e-3); checked by the options
+                cli["metavar"] = _metavar(flag)
+            group.add_argument(flag, dest=f"strategy.{f.name}", default=argparse.SUPPRESS,
+                               help=_with_default(f.metadata["help"], f.default, cli.get("action")), **cli)
+
+
+def _metavar(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_").upper()
+
+
+def _with_default(text: str, default: Any, action: str | None) -> str:
+    """Help text that states the default, unless the text already explains it or there is none to state."""
+    if "default" in text or action in ("store_true", "store_false", "append") or default in (None, (), [], {}):
+        return text
+    return f"{text} (default: {default})"
+
+
+def _search_config(args: argparse.Namespace) -> Any:
+    """The :class:`~hwnas.config.SearchConfig` of the parsed ``hwnas search`` command line."""
+    from hwnas.config import SearchConfig, parse_profile_sets
+
+    given = vars(args)
+    fields = {f.name: given[f.name] for f in dataclasses.fields(SearchConfig) if f.name in given}
+    fields["profiles"] = fields["profiles"] or ["cpu-ort"]
+    fields["profile_overrides"] = parse_profile_sets(fields["profile_overrides"])
+    fields["strategy_options"] = {k.split(".", 1)[1]: v for k, v in given.items() if k.startswith("strategy.")}
+    return SearchConfig(**fields)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from hwnas.api import search
+
+    result = search(config=_search_config(args), stop=_STOP)
     _print_pareto(result.pareto, str(result.out))
     if args.verify and result.pareto:
-        from hwnas.search.verify import format_report, verify_study
+        from hwnas.engine.verify import format_report, verify_study
 
         report = verify_study(result.study, result.artifacts)
         (result.out / "verify.json").write_text(json.dumps(report, indent=2))
@@ -92,7 +125,7 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from hwnas.search.api import export
+    from hwnas.api import export
 
     tvm_options = {"target": args.target, "batch_size": args.batch_size, "database": args.tvm_db, "cc": args.cc}
     rows = export(args.out, storage=args.storage, study=args.study, artifacts=args.artifacts, format=args.format,
@@ -190,11 +223,10 @@ def _profile_run(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hwnas.search.api import open_existing_study
-    from hwnas.search.verify import format_report, verify_study
+    from hwnas.api import verify
+    from hwnas.engine.verify import format_report
 
-    study, artifacts = open_existing_study(args.out, storage=args.storage, study=args.study, artifacts=args.artifacts)
-    report = verify_study(study, artifacts)
+    report = verify(args.out, storage=args.storage, study=args.study, artifacts=args.artifacts)
     (Path(args.out) / "verify.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
@@ -226,37 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("search", help="run or resume a search")
-    s.add_argument("space", help="built-in space name (see `hwnas spaces list`) or a YAML file")
-    s.add_argument("--dataset", default="breast_cancer", help="bundled name (`hwnas datasets`) or a .csv/.npz path")
-    s.add_argument("--target", help="label column of a CSV (name or 0-based index; default: last column)")
-    s.add_argument("--profile", action="append", default=[], help="hardware profile name or YAML (repeatable)")
-    s.add_argument("--profile-set", action="append", default=[], metavar="NAME.KEY=VALUE",
-                   help="override a profile parameter for this search (repeatable)")
-    s.add_argument("--objective", action="append", default=[], metavar="PROFILE.METRIC",
-                   help="minimise this metric instead of the profile's primary one (repeatable)")
-    s.add_argument("--constraint", action="append", default=[], metavar="PROFILE.METRIC<=VALUE",
-                   help="hard bound checked before training (repeatable)")
-    s.add_argument("--trials", type=int, default=40,
-                   help="architectures to evaluate in the study, in total (invalid and repeated proposals do not count)")
-    s.add_argument("--sampler", default="nsga2", help="nsga2, nsga3, tpe, random or gp")
-    s.add_argument("--population", type=int, default=20, help="population size of nsga2/nsga3")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--train-threads", type=int, default=1, help="torch threads while training (default 1)")
-    s.add_argument("--epochs", type=int, help="training epochs budget, early stopping on validation "
-                   "(default: 100 for tabular data, 10 rounds of 100 steps for language models)")
-    s.add_argument("--out", default="runs/hwnas", help="output folder (study.db, pareto.*, models/)")
-    s.add_argument("--study", help="study name (default: SPACE-DATASET)")
-    s.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/study.db)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_search_options(s)
     s.add_argument("--verify", action="store_true", help="afterwards, re-measure the Pareto models (hwnas verify)")
-    s.add_argument("--strategy", default="scratch", choices=["scratch", "supernet", "darts"],
-                   help="scratch: train every candidate (default); supernet: search subnets of one weight-sharing "
-                   "supernet on inherited weights; darts: differentiable search with a hardware penalty")
-    s.add_argument("--supernet-epochs", type=int, help="supernet training epochs (default: --epochs)")
-    s.add_argument("--finetune-epochs", type=int, help="supernet: fine-tune the final Pareto subnets this long")
-    s.add_argument("--darts-epochs", type=int, help="darts: search epochs (default 40)")
-    s.add_argument("--darts-lambda", type=float, help="darts: weight of the expected hardware cost (default 1.0; 0 with a --constraint budget)")
-    s.add_argument("--darts-gumbel", action="store_true", help="darts: Gumbel-softmax sampling of the mixed ops")
     s.set_defaults(func=cmd_search)
 
     f = sub.add_parser("supernet-fidelity", help="measure the ranking fidelity of a supernet (inherited vs "
@@ -328,18 +331,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Set by the first Ctrl-C / SIGTERM: the running search stops after its current trial.
+_STOP: Any = None
+
+
 def _stop(signum: int, frame: Any) -> None:
     """First Ctrl-C / SIGTERM: finish the current trial, write the reports, exit. Second: abort now."""
-    from hwnas.search.runner import STOP
-
-    if STOP.is_set():
+    if _STOP is None or _STOP.stopped:
         raise KeyboardInterrupt
-    STOP.set()
+    _STOP.stop()
     print("\nhwnas: stopping after the current trial (press Ctrl-C again to abort it)", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global _STOP
     args = build_parser().parse_args(argv)
+    from hwnas.engine.stop import StopToken
+
+    _STOP = StopToken()
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:

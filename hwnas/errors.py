@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 class HwnasError(Exception):
     """Base class of every error caused by user input (files, options, constraints)."""
@@ -24,4 +29,10 @@ class ConfigError(HwnasError):
 
 
 class CandidateError(Exception):
-    """One candidate failed (diverged, failed to export or to profile); its trial is recorded as failed."""
+    """One candidate failed (diverged, failed to export or to profile); its trial is recorded as failed.
+
+    ``artifact``: the ONNX file the candidate got as far as lowering, kept with the failed trial."""
+
+    def __init__(self, message: str, *, artifact: "Path | None" = None) -> None:
+        super().__init__(message)
+        self.artifact = artifact

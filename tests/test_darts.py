@@ -12,11 +12,12 @@ from hwnas.errors import ConfigError
 from hwnas.lowering.export import read_metadata
 from hwnas.lowering.runtime import onnx_accuracy
 from hwnas.profiles import get as get_profile
-from hwnas.search.api import search
-from hwnas.search.evaluate import CandidateEvaluator
-from hwnas.search.objectives import parse_constraints, parse_objectives
+from hwnas.api import search
+from hwnas.engine.evaluator import Evaluator
+from hwnas.engine.objectives import parse_constraints, parse_objectives
 from hwnas.space import space_from_dict
-from hwnas.supernet.darts import DartsPlan, DartsSpace, discretise, one_hot
+from hwnas.strategies.darts import DartsOptions
+from hwnas.supernet.darts import DartsSearch, DartsSpace, discretise, one_hot
 from hwnas.supernet.spaces import restrict
 from hwnas.train.tasks import make_task
 
@@ -50,9 +51,9 @@ def run_darts(task, out: Path, constraints=(), **options):
     space = space_from_dict(SPACE)
     profiles = {PROFILE: get_profile(PROFILE)}
     objs, cons = parse_objectives([], profiles), parse_constraints(list(constraints), profiles)
-    evaluator = CandidateEvaluator(task, list(profiles.values()), cons, epochs=3, seed=0, workdir=out / "work",
-                                   space_name=space.name)
-    plan = DartsPlan(space, task, cons, objs, seed=0, **{"darts_epochs": 6, **options})
+    evaluator = Evaluator(task, list(profiles.values()), cons, epochs=3, seed=0, workdir=out / "work",
+                          space_name=space.name)
+    plan = DartsSearch(space, task, cons, objs, seed=0, options=DartsOptions(**{"darts_epochs": 6, **options}))
     return plan, plan.search(evaluator, out)
 
 
@@ -95,9 +96,9 @@ def test_hard_budget_is_met_by_the_expected_cost(task, cache):
     assert r["expected_cost"][key] < free["expected_cost"][key]
 
 
-def plan_evaluator(task, out: Path) -> CandidateEvaluator:
-    return CandidateEvaluator(task, [get_profile(PROFILE)], [], epochs=3, seed=0, workdir=out / "work",
-                              space_name="darts_tiny")
+def plan_evaluator(task, out: Path) -> Evaluator:
+    return Evaluator(task, [get_profile(PROFILE)], [], epochs=3, seed=0, workdir=out / "work",
+                     space_name="darts_tiny")
 
 
 def test_gumbel_search_records_and_exports_the_derived_architecture(task, tmp_path: Path):

@@ -7,12 +7,12 @@ import onnx
 import pytest
 import torch
 
-from hwnas.lowering.export import export_onnx, read_metadata
+from hwnas.lowering.export import FeatureExporter, export_onnx, read_metadata
 from hwnas.lowering.int8 import quantize_int8
 from hwnas.lowering.runtime import predict_scores
 from hwnas.models import build_model
 from hwnas.models.preprocess import InputStats
-from hwnas.profiles import FixedPoint
+from hwnas.precision import FixedPoint
 from hwnas.space import ArchConfig
 
 RNG = np.random.default_rng(0)
@@ -68,7 +68,7 @@ def test_fixed_point_weights_and_inputs_are_on_their_grid(tmp_path):
     path = export_onnx(model, 12, tmp_path / "f.onnx")
     assert model.fixed_point() == {"weight_bits": [4, 4], "input_bits": 3}
     assert "Round" in ops(path) and "ReduceMax" not in ops(path)  # no fake-quant arithmetic left in the graph
-    for layer in model.linear_layers():
+    for layer in model.quant_layers():
         w = layer.weight.detach().numpy()
         q = w / (np.abs(w).max() / 7)
         assert np.allclose(q, np.round(q), atol=1e-4) and np.abs(q).max() <= 7 + 1e-4
@@ -85,7 +85,7 @@ def test_weight_bits_from_config_override_profile():
 def test_int8_is_a_real_quantized_graph(tmp_path):
     model = build({"depth": 2, "width": [32, 16]})
     fp32 = export_onnx(model, 12, tmp_path / "m.onnx")
-    q = quantize_int8(fp32, tmp_path / "q.onnx", X)
+    q = quantize_int8(fp32, tmp_path / "q.onnx", FeatureExporter(12, X).calibration_feeds())
     graph = onnx.load(str(q)).graph
     int8 = [i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8]
     assert "DequantizeLinear" in ops(q) and "QuantizeLinear" in ops(q)

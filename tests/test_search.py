@@ -14,9 +14,10 @@ from hwnas.data import load_dataset
 from hwnas.errors import ConfigError, HwnasError
 from hwnas.lowering.runtime import onnx_accuracy
 from hwnas.profiles import Metric, Profile, ProfileResult, register_kind
-from hwnas.search.api import export, search
-from hwnas.search.evaluate import graph_digest
-from hwnas.search.study import evaluated_trials, record_of
+from hwnas.api import export, search
+from hwnas.engine.records import Status, read_record
+from hwnas.engine.study import evaluated_trials
+from hwnas.lowering import graph_digest
 
 FAST = {"cpu-ort": {"repeats": 50, "warmup": 2}}
 
@@ -60,10 +61,10 @@ def test_search_writes_study_pareto_and_self_describing_onnx(tmp_path):
         # the latency was measured on exactly this graph
         assert graph_digest(path) == row["graph_sha256"] == meta["hwnas.graph_sha256"]
     trials = result.study.get_trials()
-    ok = [record_of(t) for t in trials if record_of(t).get("status") == "ok"]
-    assert ok and all(r["onnx_max_abs_diff"] <= 1e-4 for r in ok if "reused_from" not in r)
-    assert all(set(r["timings"]) >= {"sample", "build", "train", "export", "profile", "bookkeeping"}
-               for r in ok if "reused_from" not in r)
+    ok = [read_record(t) for t in trials if read_record(t).status == Status.OK]
+    assert ok and all(r.onnx_max_abs_diff <= 1e-4 for r in ok if r.reused_from is None)
+    assert all(set(r.timings) >= {"sample", "build", "train", "export", "profile", "bookkeeping"}
+               for r in ok if r.reused_from is None)
 
 
 def test_rerun_resumes_and_keeps_finished_trials(tmp_path):
@@ -90,17 +91,17 @@ def test_constraints_screen_before_training(tmp_path):
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert complete
     for t in complete:
-        r = record_of(t)
-        assert r["status"] == "infeasible" and r["trained"] is False
-        assert "artifact_id" not in r and t.values[0] == 0.0
+        r = read_record(t)
+        assert r.status == Status.INFEASIBLE and r.trained is False
+        assert r.artifact_id is None and t.values[0] == 0.0
         assert t.system_attrs["constraints:printed-egfet.area_cm2<=0.001"] > 0  # samplers see it
-        assert r["metrics"]["printed-egfet"]["area_cm2"]["value"] > 0.001
+        assert r.costs["printed-egfet"]["area_cm2"].value > 0.001
     assert result.pareto == [] and json.loads((result.out / "pareto.json").read_text())["pareto"] == []
 
 
 def test_loose_constraint_trains_and_is_satisfied(tmp_path):
     result = run(tmp_path, trials=3, profiles=["cpu-ort"], constraints=["cpu-ort.latency_ms<=1000"])
-    ok = [t for t in result.study.trials if record_of(t).get("status") == "ok"]
+    ok = [t for t in result.study.trials if read_record(t).status == Status.OK]
     assert ok and all(t.system_attrs["constraints:cpu-ort.latency_ms<=1000"] <= 0 for t in ok)
 
 
@@ -122,7 +123,7 @@ def test_diverging_candidate_is_recorded_and_search_goes_on(tmp_path):
     result = run(tmp_path, space=space, trials=3, profiles=["cpu-ort"])
     failed = [t for t in result.study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) == 3 == len(evaluated_trials(result.study))  # a failed candidate uses up its trial
-    assert all("diverged" in record_of(t)["fail_reason"] for t in failed)
+    assert all("diverged" in read_record(t).reason for t in failed)
 
 
 def test_export_failure_is_a_failed_trial(tmp_path, monkeypatch):
@@ -141,7 +142,7 @@ def test_export_failure_is_a_failed_trial(tmp_path, monkeypatch):
     result = run(tmp_path, space=space_file(tmp_path), trials=3, profiles=["cpu-ort"])
     states = [t.state for t in result.study.trials]
     assert states[0] == optuna.trial.TrialState.FAIL
-    assert "ONNX export failed" in record_of(result.study.trials[0])["fail_reason"]
+    assert "ONNX export failed" in read_record(result.study.trials[0]).reason
     assert optuna.trial.TrialState.COMPLETE in states[1:]
 
 
@@ -175,7 +176,7 @@ def test_crashing_profiler_fails_trials_not_the_search(tmp_path):
     crash = from_dict({"name": "crashy", "kind": "test-crash"})
     result = run(tmp_path, space=space_file(tmp_path), trials=2, profiles=["cpu-ort", crash])
     assert all(t.state == optuna.trial.TrialState.FAIL for t in result.study.trials)
-    assert "crashy crashed: RuntimeError: segfault" in record_of(result.study.trials[0])["fail_reason"]
+    assert "crashy crashed: RuntimeError: segfault" in read_record(result.study.trials[0]).reason
 
 
 def test_identical_architectures_are_reused_not_retrained(tmp_path):
@@ -186,7 +187,7 @@ def test_identical_architectures_are_reused_not_retrained(tmp_path):
     assert len(evaluated_trials(result.study)) == 2 and not result.exhausted
     originals = {t.params["width"]: t.number for t in evaluated_trials(result.study)}
     for t in trials:
-        reused = record_of(t).get("reused_from")
+        reused = read_record(t).reused_from
         assert reused is None or (reused == originals[t.params["width"]] and t.values == trials[reused].values)
 
 
@@ -195,7 +196,7 @@ def test_exhausted_space_stops_instead_of_looping(tmp_path):
     path.write_text("model: mlp\nparams: {width: {type: categorical, choices: [3]}}\n")
     result = run(tmp_path, space=str(path), trials=3, profiles=["cpu-ort"])
     assert result.exhausted and len(evaluated_trials(result.study)) == 1
-    assert all(record_of(t)["reused_from"] == 0 for t in result.study.trials[1:])
+    assert all(read_record(t).reused_from == 0 for t in result.study.trials[1:])
     assert len(result.pareto) == 1
 
 
@@ -205,7 +206,7 @@ def test_space_constraint_violations_are_pruned(tmp_path):
     result = run(tmp_path, space=str(path), trials=5, profiles=["cpu-ort"], sampler="random")
     assert len(evaluated_trials(result.study)) == 5  # the five valid architectures, however many proposals
     pruned = [t for t in result.study.trials if t.state == optuna.trial.TrialState.PRUNED]
-    assert pruned and all(record_of(t)["status"] == "invalid" for t in pruned)
+    assert pruned and all(read_record(t).status == Status.INVALID for t in pruned)
     assert all(t.params["width"] <= 4 and t.params["depth"] == 2 for t in pruned)
 
 
@@ -226,7 +227,7 @@ def test_objective_selection(tmp_path):
     [
         ({"profiles": ["cpu-ort", "gpu-nonexistent"]}, "unknown profile 'gpu-nonexistent'"),
         ({"dataset": "mnist"}, "unknown dataset 'mnist'"),
-        ({"sampler": "nsga4"}, "The 'sampler' option must be one of"),
+        ({"sampler": "nsga4"}, "--sampler must be one of"),
         ({"objectives": ["cpu-ort.area_cm2"]}, "profile 'cpu-ort' reports ['latency_ms'], not 'area_cm2'"),
         ({"objectives": ["latency"]}, "expected PROFILE.METRIC"),
         ({"constraints": ["printed-egfet.area_cm2<=5"], "profiles": ["cpu-ort"]},
@@ -275,4 +276,4 @@ def test_unexpected_error_in_a_candidate_fails_that_trial_only(tmp_path, monkeyp
     monkeypatch.setattr(tasks.ClassificationTask, "train", broken)
     result = run(tmp_path, space=space_file(tmp_path), trials=2, profiles=["cpu-ort"])
     assert [t.state for t in result.study.trials] == [optuna.trial.TrialState.FAIL] * 2
-    assert "unexpected ZeroDivisionError: division by zero" in record_of(result.study.trials[0])["fail_reason"]
+    assert "unexpected ZeroDivisionError: division by zero" in read_record(result.study.trials[0]).reason

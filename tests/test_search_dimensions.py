@@ -14,9 +14,9 @@ from onnx import numpy_helper
 from hwnas.data import load_dataset
 from hwnas.errors import ConfigError
 from hwnas.lowering.export import read_metadata
-from hwnas.search.api import search
-from hwnas.search.evaluate import CandidateEvaluator, Timings
-from hwnas.search.study import record_of
+from hwnas.api import search
+from hwnas.engine.evaluator import Evaluator, Timings
+from hwnas.engine.records import Status, read_record
 from hwnas.space import ArchConfig, load_space
 from hwnas.train.tasks import ClassificationTask, make_task
 
@@ -24,13 +24,13 @@ from hwnas.train.tasks import ClassificationTask, make_task
 @pytest.fixture(scope="module")
 def evaluator(tmp_path_factory):
     task = ClassificationTask(load_dataset("breast_cancer", seed=0))
-    return CandidateEvaluator(task, [], [], epochs=1, seed=0, workdir=tmp_path_factory.mktemp("w"), space_name="t")
+    return Evaluator(task, [], [], epochs=1, seed=0, workdir=tmp_path_factory.mktemp("w"), space_name="t")
 
 
 def lower(evaluator, values, path):
     config = ArchConfig("mlp", values)
-    model = evaluator._build(config, 0)
-    return evaluator._lower(model, config, 0, path), model
+    model = evaluator.build(config, 0)
+    return evaluator.lower(model, config, 0, path).path, model
 
 
 def ops(path):
@@ -136,9 +136,9 @@ def test_language_model_search_minimises_perplexity(tmp_path):
                profile_overrides={"cpu-ort": {"repeats": 50}})
     assert r.study.metric_names[0] == "perplexity"
     assert r.study.directions[0] == optuna.study.StudyDirection.MINIMIZE
-    done = [record_of(t) for t in r.study.trials if record_of(t).get("status") == "ok"]
+    done = [read_record(t) for t in r.study.trials if read_record(t).status == Status.OK]
     vocab = make_task("transformer", "pydoc_topics", target=None, seed=0, fixed={"seq_len": 32}).data.vocab_size
-    assert done and all(1 < d["val_perplexity"] < vocab for d in done)
+    assert done and all(d.metric == "perplexity" and 1 < d.val_score < vocab for d in done)
     row = r.pareto[0]
     meta = read_metadata(r.out / row["file"])
     assert meta["hwnas.dataset"]["task"] == "lm" and "test_perplexity" in meta["hwnas.metrics"]
@@ -164,4 +164,4 @@ def test_moe_candidate_records_dense_equivalent_and_active_macs(evaluator):
     head = 16 * 2  # the MoE maps the 30 raw features to 16; the head 16 → 2 classes
     assert result.model["macs_per_sample"] == pytest.approx(moe["active_macs_per_token"] + head, rel=1e-6)
     assert result.model["params"] > 0
-    result.onnx_path.unlink()
+    result.lowered.path.unlink()

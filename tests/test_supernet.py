@@ -123,9 +123,10 @@ from hwnas.cli import main as cli_main  # noqa: E402
 from hwnas.errors import ConfigError  # noqa: E402
 from hwnas.lowering.export import read_metadata  # noqa: E402
 from hwnas.lowering.runtime import onnx_accuracy  # noqa: E402
-from hwnas.search.api import search  # noqa: E402
+from hwnas.api import search  # noqa: E402
 from hwnas.space import space_from_dict  # noqa: E402
-from hwnas.supernet.search import CHECKPOINT, SupernetPlan, build_supernet  # noqa: E402
+from hwnas.strategies.supernet import CHECKPOINT, SupernetOptions  # noqa: E402
+from hwnas.supernet.search import SupernetSearch, build_supernet  # noqa: E402
 from hwnas.supernet.spaces import restrict  # noqa: E402
 from hwnas.supernet.transformer import TransformerSupernet  # noqa: E402
 from hwnas.train import seed_everything  # noqa: E402
@@ -173,8 +174,8 @@ def test_supernet_search_records_inherited_trials_and_exports_pareto(task, tmp_p
 
 def test_supernet_training_and_subnet_search_resume(task, tmp_path: Path):
     out = tmp_path / "run"
-    plan = SupernetPlan(load_space("mlp_tabular"), task, seed=0, epochs=4)
-    seed_everything(0)  # a run killed after 2 of 4 supernet epochs (as SupernetPlan.train starts one)
+    plan = SupernetSearch(load_space("mlp_tabular"), task, seed=0, epochs=4, options=SupernetOptions())
+    seed_everything(0)  # a run killed after 2 of 4 supernet epochs (as SupernetSearch.train starts one)
     net = build_supernet(plan.restriction.space, task)
     killed = train_supernet(net, task.data, epochs=4, lr=plan.lr, batch_size=plan.batch_size, seed=0,
                             checkpoint=out / CHECKPOINT, stop_after=2)
@@ -191,7 +192,7 @@ def test_supernet_training_and_subnet_search_resume(task, tmp_path: Path):
     before = {t.number: t.values for t in first.study.trials if t.values}
     again = run_supernet(task, out, trials=7, supernet_epochs=4)  # a killed subnet search resumes from the study
     assert again.study.user_attrs["hwnas.supernet.training"]["start_epoch"] == 4  # nothing retrained
-    from hwnas.search.study import evaluated_trials
+    from hwnas.engine.study import evaluated_trials
 
     assert len(evaluated_trials(again.study)) == 7
     assert {t.number: t.values for t in again.study.trials if t.number in before} == before

@@ -12,7 +12,9 @@ import torch
 
 from hwnas.data.text import load_sequence_classification, load_text, pydoc_topics_text
 from hwnas.errors import DataError
-from hwnas.models.transformer import build_transformer, export_transformer, onnx_logits
+from hwnas.lowering import TokenExporter, lower
+from hwnas.lowering.runtime import onnx_logits
+from hwnas.models.transformer import build_transformer
 from hwnas.train.lm import evaluate_classifier, evaluate_lm, train_lm, train_sequence_classifier
 
 SEQ = 32
@@ -123,7 +125,8 @@ def test_heads_must_divide_d_model(chars):
 
 def test_onnx_export_reproduces_torch_and_perplexity(chars, trained, tmp_path):
     model, _ = trained
-    path = export_transformer(model, tmp_path / "lm.onnx", SEQ, metadata={"hwnas.dataset": chars.describe()})
+    exporter = TokenExporter(SEQ, chars.vocab_size, chars.eval_windows("train", 8)[0])
+    path = lower(model, tmp_path / "lm.onnx", exporter, {"hwnas.dataset": chars.describe()}).path
     graph = onnx.load(str(path)).graph
     ops = [n.op_type for n in graph.node]
     assert ops.count("Softmax") == 2 and "MatMul" in ops and "Gather" in ops
@@ -145,13 +148,13 @@ def test_every_ffn_kind_exports(ffn, tmp_path):
               "experts": 3, "top_k": 2, "weight_bits": [8, None]}
     torch.manual_seed(0)
     model = build_transformer(config, vocab_size=20, seq_len=8)
-    export_transformer(model, tmp_path / f"{ffn}.onnx")  # raises CandidateError beyond 1e-4
+    lower(model, tmp_path / f"{ffn}.onnx", TokenExporter(8, 20, np.zeros((4, 8), np.int64)))  # checks parity 1e-4
 
 
 def test_classifier_exports_class_scores(tmp_path):
     torch.manual_seed(0)
     model = build_transformer(TINY, vocab_size=12, seq_len=8, task="classify", n_classes=3)
-    path = export_transformer(model, tmp_path / "cls.onnx")
+    path = lower(model, tmp_path / "cls.onnx", TokenExporter(8, 12, np.zeros((4, 8), np.int64))).path
     tokens = np.random.default_rng(0).integers(0, 12, (5, 8))
     with torch.no_grad():
         ref = model(torch.as_tensor(tokens)).numpy()

@@ -155,15 +155,15 @@ def test_worker_killed_mid_tuning_is_a_profile_error_naming_the_signal(models, t
 
 @needs_tvm
 def test_a_search_records_a_failed_trial_when_the_tvm_worker_fails_and_goes_on(tmp_path):
-    from hwnas.search.api import search
-    from hwnas.search.study import record_of
+    from hwnas.api import search
+    from hwnas.engine.records import Status, read_record
 
     sets = {"cpu-tvm": {"tuning_trials": 8, "timeout_s": 2, **FAST}}  # tuning cannot finish in 2 s
     result = search("mlp_tabular", "iris", ["cpu-tvm"], trials=2, epochs=1, out=tmp_path / "s", progress=False,
                     profile_overrides=sets)
-    records = [record_of(t) for t in result.study.trials if record_of(t).get("status") == "failed"]
+    records = [read_record(t) for t in result.study.trials if read_record(t).status == Status.FAILED]
     assert len(records) == 2 and result.pareto == []
-    assert all("profile cpu-tvm failed" in r["fail_reason"] and "timed out after 2 s" in r["fail_reason"]
+    assert all("profile cpu-tvm failed" in r.reason and "timed out after 2 s" in r.reason
                for r in records), records
 
 
@@ -193,7 +193,7 @@ def test_gpu_tvm_is_unavailable_here_and_a_search_with_it_fails_up_front(tmp_pat
     if reason is None:
         pytest.skip("a CUDA GPU and a CUDA-enabled TVM are here")
     assert "cuda" in reason
-    from hwnas.search.api import search
+    from hwnas.api import search
 
     with pytest.raises(ConfigError, match=r"profile 'gpu-tvm' cannot run here: .*cuda"):
         search("mlp_tabular", "iris", ["gpu-tvm"], trials=1, epochs=1, out=tmp_path / "g", progress=False)

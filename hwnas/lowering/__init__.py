@@ -1,2 +1,29 @@
-"""Lowering: torch → ONNX (fp32, fixed-point grids, int8 QDQ via onnxruntime), metadata, ONNX inference; ONNX →
-Apache TVM (Relax, MetaSchedule) in a worker process (``tvm``, ``tvm_worker``, ``tvm_export``)."""
+"""Lowering: a trained torch model → the ONNX file that is deployed (:func:`lower`: fp32 export, int8 QDQ,
+fp16, int4 ``MatMulNBits``, fixed-point grids, checked against the model); ONNX → Apache TVM (Relax,
+MetaSchedule) in a worker process (``tvm``, ``tvm_worker``, ``tvm_export``).
+
+Names are imported on first use, so that ``import hwnas.lowering.tvm`` in the TVM worker does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "lower": "pipeline", "LoweredModel": "pipeline", "Lowerable": "pipeline", "PARITY_TOLERANCE": "pipeline",
+    "converted_weights": "pipeline",
+    "Exporter": "export", "FeatureExporter": "export", "TokenExporter": "export", "export_onnx": "export",
+    "export_tokens": "export", "graph_digest": "export", "read_metadata": "export", "set_metadata": "export",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"hwnas.lowering.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module 'hwnas.lowering' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

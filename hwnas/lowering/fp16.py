@@ -10,6 +10,7 @@ kernels with inserted casts; the file is still an fp16 model (what an fp16 accel
 
 from __future__ import annotations
 
+import heapq
 from pathlib import Path
 from typing import Sequence
 
@@ -19,19 +20,32 @@ from hwnas.errors import CandidateError
 
 
 def _toposort(graph: onnx.GraphProto) -> None:
-    """Reorder ``graph.node`` topologically (the converter appends its input Casts after their consumers)."""
-    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
-    pending, ordered = list(graph.node), []
-    while pending:
-        runnable = [n for n in pending if all(i in ready for i in n.input)]
-        if not runnable:
-            raise ValueError("graph has a cycle or an undefined input")
-        for node in runnable:
-            ready.update(node.output)
-        ordered += runnable
-        pending = [n for n in pending if not any(n is r for r in runnable)]
+    """Reorder ``graph.node`` topologically, keeping the original order wherever the data flow allows (the
+    converter appends its input Casts after their consumers). Kahn's algorithm: linear in the graph, where the
+    repeated sweeps of a naive sort took seconds on a 60-layer MLP."""
+    nodes = list(graph.node)
+    producer = {out: i for i, n in enumerate(nodes) for out in n.output if out}
+    waiting = [0] * len(nodes)
+    users: dict[int, list[int]] = {}
+    for i, n in enumerate(nodes):
+        deps = {producer[name] for name in n.input if name in producer}
+        waiting[i] = len(deps)
+        for d in deps:
+            users.setdefault(d, []).append(i)
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(nodes[i])
+        for u in users.get(i, []):
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) != len(nodes):
+        raise ValueError("graph has a cycle")
     del graph.node[:]
-    graph.node.extend(ordered)
+    graph.node.extend(order)
 
 
 def to_fp16(src: Path, dst: Path, nodes: Sequence[str] | None = None) -> Path:

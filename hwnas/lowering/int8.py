@@ -9,13 +9,6 @@ from typing import Sequence
 import numpy as np
 
 from hwnas.errors import CandidateError
-from hwnas.lowering.export import INPUT_NAME
-
-
-def feature_batches(x: np.ndarray, max_samples: int = 512, batch: int = 64) -> list[dict[str, np.ndarray]]:
-    """Calibration feeds for a model whose one input is ``features``."""
-    x = x[:max_samples].astype(np.float32)
-    return [{INPUT_NAME: b} for b in np.array_split(x, max(1, len(x) // batch))]
 
 
 def _reader(feeds: Sequence[dict[str, np.ndarray]]):  # type: ignore[no-untyped-def]
@@ -32,16 +25,15 @@ def _reader(feeds: Sequence[dict[str, np.ndarray]]):  # type: ignore[no-untyped-
     return Reader()
 
 
-def quantize_int8(src: Path, dst: Path, calibration: np.ndarray | Sequence[dict[str, np.ndarray]],
+def quantize_int8(src: Path, dst: Path, calibration: Sequence[dict[str, np.ndarray]],
                   nodes: Sequence[str] | None = None) -> Path:
     """Write a static int8 QDQ model of ``src`` to ``dst`` (weights int8 per channel, activations int8),
-    calibrated on input feeds, or on a feature matrix for models whose one input is ``features``. With
-    ``nodes``, only those MatMul/Gemm nodes are quantised (per-layer mixed precision)."""
+    calibrated on input feeds (e.g. an :class:`~hwnas.lowering.export.Exporter`'s). With ``nodes``, only those
+    MatMul/Gemm nodes are quantised (per-layer mixed precision)."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    feeds = feature_batches(calibration) if isinstance(calibration, np.ndarray) else list(calibration)
-    reader = _reader(feeds)
+    reader = _reader(list(calibration))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             pre = Path(tmp) / "pre.onnx"

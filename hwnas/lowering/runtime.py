@@ -1,4 +1,4 @@
-"""Run exported classifiers with ONNX Runtime (accuracy is always measured on the exported file)."""
+"""Run exported models with ONNX Runtime: quality is always measured on the exported (deployed) file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.lowering.export import INPUT_NAME
+from hwnas.lowering.export import INPUT_NAME, TOKENS_INPUT
 
 
 def session(path: Path | str, threads: int = 1):  # type: ignore[no-untyped-def]
@@ -38,3 +38,11 @@ def predict_scores(path: Path | str, x: np.ndarray, batch: int = 4096) -> np.nda
 
 def onnx_accuracy(path: Path | str, x: np.ndarray, y: np.ndarray) -> float:
     return float((predict_scores(path, x).argmax(1) == y).mean())
+
+
+def onnx_logits(path: Path | str, tokens: np.ndarray, batch: int = 256, threads: int = 1) -> np.ndarray:
+    """Logits of the token-input model at ``path`` for token ids ``tokens`` [n, seq_len] (onnxruntime, CPU)."""
+    sess = session(path, threads)
+    tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+    parts = [sess.run(None, {TOKENS_INPUT: tokens[i : i + batch]})[0] for i in range(0, len(tokens), batch)]
+    return np.concatenate(parts)

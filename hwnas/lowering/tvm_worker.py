@@ -272,7 +272,10 @@ class TVMWorker:
             self.close()
             return "it closed its output and did not exit (killed)"
         if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:  # a signal number this platform has no name for
+                name = str(-code)
             text = f"killed by signal {name}"
         else:
             text = f"exited with code {code}"

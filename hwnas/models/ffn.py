@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwnas.models.layers import BlockDiagonal, Dense, LowRank, QuantWeights, _init
+from hwnas.models.layers import BlockDiagonal, Dense, LowRank, QuantWeights, uniform_init
 from hwnas.models.quant import fake_quant_mode, quantize_mode
 
 FFN_KINDS = ("dense", "lowrank", "blockdiag", "glu", "swiglu", "geglu", "moe")
@@ -67,14 +67,6 @@ class BlockDiagonalFFN(ModeQuant, BlockDiagonal):
         return super().forward(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
 
 
-def weight_modes(model: nn.Module, layers: "list[QuantWeights]") -> dict[str, str]:
-    """Parameter name (= ONNX initializer name) → precision mode of each weight of ``layers`` (fp32 for
-    fixed-point bits and float layers; the graph conversions only act on int8 / int4 / fp16)."""
-    names = {id(p): n for n, p in model.named_parameters()}
-    return {names[id(w)]: (layer.bits if isinstance(layer.bits, str) else "fp32")
-            for layer in layers for w in layer.weights()}
-
-
 _GLU_ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "swiglu": F.silu,
     "geglu": F.gelu,
@@ -94,10 +86,10 @@ class GLU(ModeQuant):
             raise ValueError(f"unknown GLU variant {variant!r}; known: {', '.join(_GLU_ACTS)}")
         self.bits = bits
         self.variant = variant
-        self.w_gate = _init((d_in, hidden), d_in)
-        self.w_up = _init((d_in, hidden), d_in)
-        self.w_down = _init((hidden, d_out), hidden)
-        self.bias = _init((d_out,), hidden)
+        self.w_gate = uniform_init((d_in, hidden), d_in)
+        self.w_up = uniform_init((d_in, hidden), d_in)
+        self.w_down = uniform_init((hidden, d_out), hidden)
+        self.bias = uniform_init((d_out,), hidden)
 
     def weights(self) -> list[nn.Parameter]:
         return [self.w_gate, self.w_up, self.w_down]
@@ -137,12 +129,12 @@ class MixtureOfExperts(ModeQuant):
         self.bits = bits
         self.d_in, self.d_out, self.hidden = d_in, d_out, hidden
         self.experts, self.top_k = experts, top_k
-        self.router_w = _init((d_in, experts), d_in)
-        self.router_b = _init((experts,), d_in)
-        self.w1 = nn.ParameterList(_init((d_in, hidden), d_in) for _ in range(experts))
-        self.b1 = nn.ParameterList(_init((hidden,), d_in) for _ in range(experts))
-        self.w2 = nn.ParameterList(_init((hidden, d_out), hidden) for _ in range(experts))
-        self.b2 = nn.ParameterList(_init((d_out,), hidden) for _ in range(experts))
+        self.router_w = uniform_init((d_in, experts), d_in)
+        self.router_b = uniform_init((experts,), d_in)
+        self.w1 = nn.ParameterList(uniform_init((d_in, hidden), d_in) for _ in range(experts))
+        self.b1 = nn.ParameterList(uniform_init((hidden,), d_in) for _ in range(experts))
+        self.w2 = nn.ParameterList(uniform_init((hidden, d_out), hidden) for _ in range(experts))
+        self.b2 = nn.ParameterList(uniform_init((d_out,), hidden) for _ in range(experts))
 
     def weights(self) -> list[nn.Parameter]:
         return [self.router_w, *(w for e in range(self.experts) for w in (self.w1[e], self.w2[e]))]
@@ -227,6 +219,10 @@ def make_ffn(
     if kind == "blockdiag":
         if not blocks:
             raise ValueError("ffn 'blockdiag' needs blocks")
+        if bits == "int4":
+            raise ValueError("ffn 'blockdiag' cannot be deployed at int4: ONNX Runtime's MatMulNBits takes 2-D "
+                             "weights and a block-diagonal layer is one batched MatMul; choose another precision "
+                             "for block-diagonal layers (e.g. the constraint quant != 'int4' or ffn != 'blockdiag')")
         return BlockDiagonalFFN(d_in, d_out, blocks, bits)
     if kind in _GLU_ACTS:
         return GLU(d_in, d_out, _hidden(kind, d_in, hidden, expansion), kind, bits)

@@ -6,11 +6,15 @@ the order of the linear operators in the exported ONNX graph.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from hwnas.models.quant import fake_quant, quantize_weight
+
+#: Activations of hidden layers and FFN blocks, by the name a space gives.
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
 class QuantWeights(nn.Module):
@@ -34,7 +38,7 @@ class QuantWeights(nn.Module):
         self.baked = True
 
 
-def _init(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
+def uniform_init(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
     bound = 1.0 / math.sqrt(fan_in)
     return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
 
@@ -45,8 +49,8 @@ class Dense(QuantWeights):
     def __init__(self, n_in: int, n_out: int, bits: int | None = None) -> None:
         super().__init__()
         self.bits = bits
-        self.weight = _init((n_in, n_out), n_in)
-        self.bias = _init((n_out,), n_in)
+        self.weight = uniform_init((n_in, n_out), n_in)
+        self.bias = uniform_init((n_out,), n_in)
 
     def weights(self) -> list[nn.Parameter]:
         return [self.weight]
@@ -61,9 +65,9 @@ class LowRank(QuantWeights):
     def __init__(self, n_in: int, n_out: int, rank: int, bits: int | None = None) -> None:
         super().__init__()
         self.bits = bits
-        self.u = _init((n_in, rank), n_in)
-        self.v = _init((rank, n_out), rank)
-        self.bias = _init((n_out,), rank)
+        self.u = uniform_init((n_in, rank), n_in)
+        self.v = uniform_init((rank, n_out), rank)
+        self.bias = uniform_init((n_out,), rank)
 
     def weights(self) -> list[nn.Parameter]:
         return [self.u, self.v]
@@ -81,8 +85,8 @@ class BlockDiagonal(QuantWeights):
             raise ValueError(f"block-diagonal layer {n_in}->{n_out} needs both sizes divisible by blocks={blocks}")
         self.bits = bits
         self.blocks = blocks
-        self.weight = _init((blocks, n_in // blocks, n_out // blocks), n_in // blocks)
-        self.bias = _init((n_out,), n_in // blocks)
+        self.weight = uniform_init((blocks, n_in // blocks, n_out // blocks), n_in // blocks)
+        self.bias = uniform_init((n_out,), n_in // blocks)
 
     def weights(self) -> list[nn.Parameter]:
         return [self.weight]
@@ -92,3 +96,14 @@ class BlockDiagonal(QuantWeights):
         xb = x.reshape(n, self.blocks, -1).transpose(0, 1)  # [b, N, in/b]
         yb = torch.matmul(xb, self.q(self.weight))  # [b, N, out/b]
         return yb.transpose(0, 1).reshape(n, -1) + self.bias
+
+
+def per_layer(value: Any, depth: int, name: str, default: Any = None) -> list[Any]:
+    """A per-layer value list from a scalar (same for every layer) or a sequence of ``depth`` values."""
+    if value is None:
+        return [default] * depth
+    if isinstance(value, (list, tuple)):
+        if len(value) != depth:
+            raise ValueError(f"'{name}' has {len(value)} values for {depth} layers")
+        return [default if v is None else v for v in value]
+    return [value] * depth

@@ -9,44 +9,23 @@ under per-layer (mixed) precision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from hwnas.models.ffn import ModeQuant, make_ffn, weight_modes
+from hwnas.models.deploy import DeployableModule
+from hwnas.models.ffn import ModeQuant, make_ffn
+from hwnas.models.layers import ACTIVATIONS, per_layer
 from hwnas.models.preprocess import FixedPointInput, InputStats, Standardize
+from hwnas.models.sparsity import SparsitySpec, sparsity_spec
+from hwnas.precision import PRECISIONS, FixedPoint
 
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
-QUANT_MODES = ("fp32", "fp16", "int8", "int4", "ternary", "binary")
-SPARSITY_KINDS = ("none", "unstructured", "nm", "block")
 #: Bits a fixed-point (printed) cost model sees for the baked low-precision modes: values in {-1, 0, +1}·s.
 _MODE_BITS = {"ternary": 2, "binary": 2}
 
 
-def per_layer(value: Any, depth: int, name: str, default: Any = None) -> list[Any]:
-    """A per-layer value list from a scalar (same for every layer) or a sequence of ``depth`` values."""
-    if value is None:
-        return [default] * depth
-    if isinstance(value, (list, tuple)):
-        if len(value) != depth:
-            raise ValueError(f"'{name}' has {len(value)} values for {depth} layers")
-        return [default if v is None else v for v in value]
-    return [value] * depth
-
-
-@dataclass(frozen=True)
-class SparsitySpec:
-    """What to prune: ``kind`` (unstructured, nm, block), a target per hidden layer, block side, scope."""
-
-    kind: str
-    targets: tuple[float, ...]
-    block: int | None = None
-    scope: str = "layer"
-
-
-class MLP(nn.Module):
+class MLP(DeployableModule):
     """Preprocess → hidden layers (structure + activation) → output layer."""
 
     def __init__(self, pre: nn.Module, hidden: Sequence[tuple[ModeQuant, str]], head: ModeQuant, dropout: float,
@@ -54,7 +33,7 @@ class MLP(nn.Module):
         super().__init__()
         self.pre = pre
         self.layers = nn.ModuleList(layer for layer, _ in hidden)
-        self.acts = nn.ModuleList(_ACTIVATIONS[a]() for _, a in hidden)
+        self.acts = nn.ModuleList(ACTIVATIONS[a]() for _, a in hidden)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = head
         self.sparsity = sparsity
@@ -65,17 +44,8 @@ class MLP(nn.Module):
             h = self.dropout(act(layer(h)))
         return self.head(h)
 
-    def linear_layers(self) -> list[ModeQuant]:
+    def quant_layers(self) -> list[ModeQuant]:
         return [*self.layers, self.head]
-
-    def bake(self) -> None:
-        """Put fixed-point / ternary / binary weights exactly on their grid (done once before export)."""
-        for layer in self.linear_layers():
-            layer.bake()
-
-    def weight_modes(self) -> dict[str, str]:
-        """Parameter name (= ONNX initializer name) → precision mode of every weight, for deployment."""
-        return weight_modes(self, self.linear_layers())
 
     def prunable_layers(self) -> list[list[ModeQuant]]:
         """The layers each ``sparsity`` target applies to: one group per hidden layer."""
@@ -84,7 +54,7 @@ class MLP(nn.Module):
     def fixed_point(self) -> dict[str, Any] | None:
         """``{"weight_bits": [...per linear operator in graph order], "input_bits": b}`` or None (float)."""
         bits = []
-        for layer in self.linear_layers():
+        for layer in self.quant_layers():
             b = layer.bits if isinstance(layer.bits, int) else _MODE_BITS.get(str(layer.bits))
             bits += [b] * len(layer.weights())
         input_bits = self.pre.bits if isinstance(self.pre, FixedPointInput) else None
@@ -95,31 +65,13 @@ class MLP(nn.Module):
 
 def precision(bits: Any, quant: str, default_bits: int | None, where: str) -> int | str | None:
     """One layer's precision from an explicit ``weight_bits``, a ``quant`` mode and a profile's default bits."""
-    if quant not in QUANT_MODES:
-        raise ValueError(f"unknown quant {quant!r} for {where}; known: {list(QUANT_MODES)}")
+    if quant not in PRECISIONS:
+        raise ValueError(f"unknown quant {quant!r} for {where}; known: {list(PRECISIONS)}")
     if bits and quant != "fp32":
         raise ValueError(f"{where}: weight_bits={bits} and quant={quant!r} both set a precision; choose one")
     if bits:
         return int(bits)
     return quant if quant != "fp32" else default_bits
-
-
-def sparsity_spec(config: Mapping[str, Any], depth: int) -> SparsitySpec | None:
-    """The pruning a config asks for (``sparsity_kind``, ``sparsity``, ``sparsity_block``, ``sparsity_scope``)."""
-    kind = config.get("sparsity_kind", "none")
-    if kind not in SPARSITY_KINDS:
-        raise ValueError(f"unknown sparsity_kind {kind!r}; known: {list(SPARSITY_KINDS)}")
-    if kind == "none":
-        return None
-    targets = per_layer(config.get("sparsity"), depth, "sparsity", 0.0 if kind != "nm" else 0.5)
-    for s in targets:
-        if not 0.0 <= float(s) < 1.0:
-            raise ValueError(f"sparsity must be in [0, 1), got {s}")
-    block = config.get("sparsity_block")
-    if kind == "block" and not block:
-        raise ValueError("sparsity_kind 'block' needs sparsity_block (the side of a square block)")
-    return SparsitySpec(kind, tuple(float(s) for s in targets), int(block) if block else None,
-                        str(config.get("sparsity_scope", "layer")))
 
 
 def build_mlp(
@@ -128,7 +80,7 @@ def build_mlp(
     n_features: int,
     n_classes: int,
     stats: InputStats,
-    fixed_point: Any = None,
+    fixed_point: FixedPoint | None = None,
 ) -> MLP:
     """Build an MLP from a config (see the module docstring for the parameters). ``fixed_point`` (a profile's
     :class:`FixedPoint`) supplies weight/input bit-widths for the layers the config leaves at fp32."""
@@ -143,8 +95,8 @@ def build_mlp(
     bits = per_layer(config.get("weight_bits"), depth, "weight_bits")
     input_bits = config.get("input_bits") or (fixed_point.input_bits if fixed_point else None)
     for a in acts:
-        if a not in _ACTIVATIONS:
-            raise ValueError(f"unknown activation {a!r}; known: {sorted(_ACTIVATIONS)}")
+        if a not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {a!r}; known: {sorted(ACTIVATIONS)}")
     pre: nn.Module = FixedPointInput(stats, int(input_bits)) if input_bits else Standardize(stats)
     hidden = []
     n_in = n_features

@@ -8,14 +8,45 @@ initializers exported from them do too.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from hwnas.models.layers import QuantWeights
+from hwnas.models.layers import QuantWeights, per_layer
 
 PRUNE_KINDS = ("unstructured", "block", "N:M (e.g. 2:4)")
+#: What a space's ``sparsity_kind`` may say.
+SPARSITY_KINDS = ("none", "unstructured", "nm", "block")
+
+
+@dataclass(frozen=True)
+class SparsitySpec:
+    """What to prune: ``kind`` (unstructured, nm, block), a target per hidden layer, block side, scope."""
+
+    kind: str
+    targets: tuple[float, ...]
+    block: int | None = None
+    scope: str = "layer"
+
+
+def sparsity_spec(config: Mapping[str, Any], depth: int) -> SparsitySpec | None:
+    """The pruning a config asks for (``sparsity_kind``, ``sparsity``, ``sparsity_block``, ``sparsity_scope``)."""
+    kind = config.get("sparsity_kind", "none")
+    if kind not in SPARSITY_KINDS:
+        raise ValueError(f"unknown sparsity_kind {kind!r}; known: {list(SPARSITY_KINDS)}")
+    if kind == "none":
+        return None
+    targets = per_layer(config.get("sparsity"), depth, "sparsity", 0.0 if kind != "nm" else 0.5)
+    for s in targets:
+        if not 0.0 <= float(s) < 1.0:
+            raise ValueError(f"sparsity must be in [0, 1), got {s}")
+    block = config.get("sparsity_block")
+    if kind == "block" and not block:
+        raise ValueError("sparsity_kind 'block' needs sparsity_block (the side of a square block)")
+    return SparsitySpec(kind, tuple(float(s) for s in targets), int(block) if block else None,
+                        str(config.get("sparsity_scope", "layer")))
 
 
 def _check(sparsity: float) -> None:

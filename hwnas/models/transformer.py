@@ -20,25 +20,20 @@ classifier (``logits [N, n_classes]``, ``task="classify"``, bidirectional attent
 from __future__ import annotations
 
 import math
-import warnings
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from hwnas.errors import CandidateError
-from hwnas.models.ffn import make_ffn, weight_modes  # the one place the FFN structures come from
-from hwnas.models.layers import QuantWeights
-from hwnas.models.mlp import per_layer, precision, sparsity_spec
+from hwnas.models.deploy import DeployableModule
+from hwnas.models.ffn import make_ffn  # the one place the FFN structures come from
+from hwnas.models.layers import ACTIVATIONS, QuantWeights, per_layer
+from hwnas.models.mlp import precision
+from hwnas.models.sparsity import sparsity_spec
+from hwnas.precision import FixedPoint
 
-TOKENS_INPUT = "tokens"
-LOGITS_OUTPUT = "logits"
 TASKS = ("lm", "classify")
 SINGLE_LAYER_FFNS = ("dense", "lowrank", "blockdiag")
-_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
-PARITY_TOLERANCE = 1e-4
 
 
 class SelfAttention(nn.Module):
@@ -74,7 +69,7 @@ class TwoLayerFFN(nn.Module):
 
     def __init__(self, first: nn.Module, second: nn.Module, activation: str) -> None:
         super().__init__()
-        self.first, self.act, self.second = first, _ACTIVATIONS[activation](), second
+        self.first, self.act, self.second = first, ACTIVATIONS[activation](), second
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.second(self.act(self.first(x)))
@@ -113,7 +108,7 @@ class Block(nn.Module):
         return x + self.drop(self.ffn(self.ln2(x)))
 
 
-class TinyTransformer(nn.Module):
+class TinyTransformer(DeployableModule):
     """A small Transformer over token ids ``[N, T]`` (T ≤ seq_len); see the module docstring.
 
     ``ffn_kinds[i]`` / ``ffn_kwargs[i]``: block i's FFN (:func:`block_ffn`). ``block_bits[i]``: default
@@ -180,10 +175,6 @@ class TinyTransformer(nn.Module):
         keep = (tokens != self.pad_id).to(h.dtype).unsqueeze(-1)  # [N, T, 1]
         return (h * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
 
-    def weight_modes(self) -> dict[str, str]:
-        """Parameter name → precision mode of every linear weight (what lowering deploys per node)."""
-        return weight_modes(self, self.quant_layers())
-
     def prunable_layers(self) -> list[list[QuantWeights]]:
         """One group per block: the linear layers of its FFN (what ``sparsity`` prunes)."""
         return [[m for m in block.ffn.modules() if isinstance(m, QuantWeights)] for block in self.blocks]
@@ -191,11 +182,6 @@ class TinyTransformer(nn.Module):
     def quant_layers(self) -> list[QuantWeights]:
         """Every quantisable linear layer, in forward order."""
         return [m for m in self.modules() if isinstance(m, QuantWeights)]
-
-    def bake(self) -> None:
-        """Put quantised weights exactly on their grid (once, before export; no training after)."""
-        for layer in self.quant_layers():
-            layer.bake()
 
 
 def _given(kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -216,8 +202,8 @@ def _check_shape(vocab_size: int, d_model: int, depth: int, heads: int, seq_len:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     if task == "classify" and (not n_classes or n_classes < 2):
         raise ValueError(f"task 'classify' needs n_classes >= 2, got {n_classes!r}")
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; known: {', '.join(_ACTIVATIONS)}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")
 
 
 def build_transformer(
@@ -227,7 +213,7 @@ def build_transformer(
     seq_len: int,
     task: str = "lm",
     n_classes: int | None = None,
-    fixed_point: Any = None,
+    fixed_point: FixedPoint | None = None,
 ) -> TinyTransformer:
     """Build a :class:`TinyTransformer` from a config (an ``ArchConfig`` or any mapping).
 
@@ -258,62 +244,3 @@ def build_transformer(
     )
     model.sparsity = sparsity_spec(config, depth)
     return model
-
-
-def export_transformer(model: TinyTransformer, path: Path | str, seq_len: int | None = None,
-                       metadata: Mapping[str, Any] | None = None, *, check: bool = True) -> Path:
-    """Export ``model`` (legacy exporter, opset 17): input ``tokens`` int64 [batch, seq_len] (dynamic batch),
-    output ``logits`` [batch, seq_len, vocab] (lm) or [batch, n_classes] (classify).
-
-    Bakes quantised weights first. With ``check``, onnxruntime must reproduce torch on random tokens within
-    1e-4 (max abs). Any failure raises :class:`CandidateError`."""
-    from hwnas.lowering.export import OPSET, set_metadata
-
-    path = Path(path)
-    seq_len = int(seq_len or model.seq_len)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.bake()
-    model.eval()
-    example = torch.zeros(2, seq_len, dtype=torch.long)
-    out_axes = {0: "batch"}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model, (example,), str(path), dynamo=False, opset_version=OPSET,
-                input_names=[TOKENS_INPUT], output_names=[LOGITS_OUTPUT],
-                dynamic_axes={TOKENS_INPUT: {0: "batch"}, LOGITS_OUTPUT: out_axes},
-            )
-        import onnx
-
-        onnx.checker.check_model(str(path))
-    except Exception as exc:  # the exporter raises many types; any of them fails this candidate
-        raise CandidateError(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
-    if metadata:
-        set_metadata(path, metadata)
-    if check:
-        diff = onnx_parity(model, path, seq_len)
-        if not diff <= PARITY_TOLERANCE:
-            raise CandidateError(f"exported ONNX differs from the torch model by {diff:.3g} (> {PARITY_TOLERANCE})")
-    return path
-
-
-def onnx_logits(path: Path | str, tokens: np.ndarray, batch: int = 256, threads: int = 1) -> np.ndarray:
-    """Logits of the exported model at ``path`` for token ids ``tokens`` [n, seq_len] (onnxruntime, CPU)."""
-    from hwnas.lowering.runtime import session
-
-    sess = session(path, threads)
-    tokens = np.ascontiguousarray(tokens, dtype=np.int64)
-    parts = [sess.run(None, {TOKENS_INPUT: tokens[i : i + batch]})[0] for i in range(0, len(tokens), batch)]
-    return np.concatenate(parts)
-
-
-def onnx_parity(model: TinyTransformer, path: Path | str, seq_len: int | None = None, n: int = 4,
-                seed: int = 0) -> float:
-    """Max abs difference between torch and onnxruntime logits on ``n`` random token sequences."""
-    seq_len = int(seq_len or model.seq_len)
-    tokens = np.random.default_rng(seed).integers(0, model.vocab_size, size=(n, seq_len), dtype=np.int64)
-    model.eval()
-    with torch.no_grad():
-        ref = model(torch.from_numpy(tokens)).numpy()
-    return float(np.abs(onnx_logits(path, tokens) - ref).max())

@@ -1,6 +1,6 @@
 """Hardware profiles: one interface (:class:`Profile`), one registry, YAML definitions in ``hw_profiles/``."""
 
-from hwnas.profiles.base import FixedPoint, Metric, Profile, ProfileResult
+from hwnas.profiles.base import Metric, Profile, ProfileResult
 from hwnas.profiles.registry import (
     ENTRY_POINT_GROUP,
     Definition,
@@ -21,7 +21,6 @@ __all__ = [
     "add",
     "definitions",
     "user_dir",
-    "FixedPoint",
     "Metric",
     "Profile",
     "ProfileResult",

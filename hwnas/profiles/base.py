@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from hwnas.errors import ProfileError
+from hwnas.precision import FixedPoint
 
 Provenance = Literal["measured", "predicted"]
 
@@ -63,14 +64,6 @@ class ProfileResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ProfileResult":
         return cls(data["profile"], {k: Metric.from_dict(m) for k, m in data["metrics"].items()})
-
-
-@dataclass(frozen=True)
-class FixedPoint:
-    """Bit-widths a profile deploys: weights as signed ``weight_bits`` integers, inputs as ``input_bits``."""
-
-    weight_bits: int
-    input_bits: int
 
 
 class Profile(abc.ABC):

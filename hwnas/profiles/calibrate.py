@@ -68,23 +68,17 @@ def sample_architectures(spaces: Sequence[str], samples: int, seed: int) -> list
 
 
 def export_architecture(config: Any, n_features: int, n_classes: int, path: Path, seed: int) -> Path:
-    """Build (random weights), export to ONNX and, for ``quant: int8`` configs, quantize as a search does."""
+    """Build (random weights) and lower exactly as a search does (:func:`hwnas.lowering.lower`)."""
     import torch
 
-    from hwnas.lowering.export import export_onnx
-    from hwnas.lowering.int8 import quantize_int8
+    from hwnas.lowering import FeatureExporter, lower
     from hwnas.models import build_model
     from hwnas.models.preprocess import InputStats
 
     x = np.random.default_rng(seed).standard_normal((256, n_features)).astype(np.float32)
     torch.manual_seed(seed)
     model = build_model(config, n_features=n_features, n_classes=n_classes, stats=InputStats.of(x))
-    if config.get("quant", "fp32") != "int8":
-        return export_onnx(model, n_features, path)
-    fp32 = export_onnx(model, n_features, path.with_suffix(".fp32.onnx"))
-    quantize_int8(fp32, path, x)
-    fp32.unlink()
-    return path
+    return lower(model, path, FeatureExporter(n_features, x), check_parity=False).path
 
 
 # ---------------------------------------------------------------------------------------------- measuring

@@ -35,7 +35,8 @@ import onnx
 
 from hwnas.errors import ProfileError
 from hwnas.lowering.onnx_graph import LinearLayer, io_sizes, linear_layers
-from hwnas.profiles.base import FixedPoint, Metric, Profile, ProfileResult
+from hwnas.precision import FixedPoint
+from hwnas.profiles.base import Metric, Profile, ProfileResult
 from hwnas.profiles.registry import register_kind
 
 MODEL_NAME = "egfet-bespoke-v1"

@@ -47,6 +47,11 @@ def names(tree: ast.Expression) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - funcs
 
 
+def expression_names(text: str) -> set[str]:
+    """The parameter names a constraint expression refers to (:class:`ExprError` if it is not allowed)."""
+    return names(parse(text))
+
+
 def evaluate(tree: ast.Expression, env: Mapping[str, Any]) -> Any:
     """Evaluate a parsed expression against parameter values."""
     return _eval(tree.body, env)

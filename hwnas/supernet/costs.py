@@ -14,38 +14,38 @@ import hashlib
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from hwnas.errors import ConfigError, ProfileError
-from hwnas.lowering.export import INPUT_NAME, export_onnx
-from hwnas.lowering.precision import CONVERTED, deploy
-from hwnas.models.ffn import make_ffn, weight_modes
-from hwnas.models.mlp import _ACTIVATIONS
+from hwnas.lowering import FeatureExporter, lower
+from hwnas.models.deploy import DeployableModule
+from hwnas.models.ffn import ModeQuant, make_ffn
+from hwnas.models.layers import ACTIVATIONS
 from hwnas.profiles import Profile
 
 #: Precision of a layer: a mode name (fp32, fp16, int8, int4, ternary, binary) or fixed-point bits.
 Precision = Any
 
 
-class _TinyOp(nn.Module):
+class _TinyOp(DeployableModule):
     """One dense layer (``n_in → n_out`` at ``bits``), optionally followed by an activation, or a chain."""
 
     def __init__(self, layers: Sequence[tuple[int, int, Precision]], activation: str | None = None) -> None:
         super().__init__()
         self.layers = nn.ModuleList(make_ffn("dense", i, o, bits=b) for i, o, b in layers)
-        self.act = _ACTIVATIONS[activation]() if activation else None
+        self.act = ACTIVATIONS[activation]() if activation else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
             x = layer(x)
         return self.act(x) if self.act is not None else x
 
-    def weight_modes(self) -> dict[str, str]:
-        return weight_modes(self, list(self.layers))
+    def quant_layers(self) -> list[ModeQuant]:
+        return list(self.layers)
 
 
 class OpCostTable:
@@ -75,17 +75,10 @@ class OpCostTable:
         return self.entries[key]
 
     def _price(self, model: _TinyOp, n_in: int) -> dict[str, float]:
+        samples = np.random.default_rng(self.seed).standard_normal((256, n_in)).astype(np.float32)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "op.onnx"
-            for layer in model.layers:
-                layer.bake()
-            export_onnx(model, n_in, path)
-            modes = {n: m for n, m in model.weight_modes().items() if m in CONVERTED}
-            if modes:
-                fp32 = path.with_suffix(".fp32.onnx")
-                path.replace(fp32)
-                x = np.random.default_rng(self.seed).standard_normal((256, n_in)).astype(np.float32)
-                deploy(fp32, path, modes, [{INPUT_NAME: b} for b in np.array_split(x, 4)])
+            lower(model, path, FeatureExporter(n_in, samples), check_parity=False)
             try:
                 result = self.profile.profile(path)
             except ProfileError as exc:
@@ -119,7 +112,3 @@ class OpCostTable:
         chain = self._raw(f"chain:{n_in}:{n_mid}:{b_out}",
                           lambda: _TinyOp([(n_in, n_mid, None), (n_mid, b_out, None)]), n_in)
         self.overhead = {m: max(0.0, first[m] + second[m] - chain[m]) for m in self.metrics}
-
-    def calibrate_offset(self, measured: Mapping[str, float], predicted: Mapping[str, float]) -> None:
-        """``offset`` so that a reference network's table cost equals its profiled cost."""
-        self.offset = {m: float(measured[m]) - float(predicted[m]) for m in self.metrics}

@@ -27,28 +27,32 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import optuna
 import torch
 import torch.nn.functional as F
-from optuna.artifacts import FileSystemArtifactStore
 from torch import nn
 
-from hwnas.errors import CandidateError, ConfigError
-from hwnas.models.mlp import _ACTIVATIONS, precision
+from hwnas.engine.evaluator import Evaluator
+from hwnas.engine.objectives import Constraint, Objective
+from hwnas.engine.records import read_tag
+from hwnas.errors import ConfigError
+from hwnas.models.layers import ACTIVATIONS, uniform_init
+from hwnas.models.mlp import precision
 from hwnas.models.preprocess import Standardize
 from hwnas.models.quant import fake_quant_mode
-from hwnas.search.evaluate import CandidateEvaluator
-from hwnas.search.objectives import Constraint, Objective
-from hwnas.search.runner import Progress
 from hwnas.space import Categorical, Int, SearchSpace
 from hwnas.supernet.costs import OpCostTable
 from hwnas.supernet.spaces import Restriction, restrict
-from hwnas.supernet.strategies import STRATEGY_ATTR, TaggedRunner
 from hwnas.train import seed_everything
 from hwnas.train.tasks import ClassificationTask, Task
+from hwnas.train.trainer import Batch, Trainer, TrainHook, TrainState
+
+if TYPE_CHECKING:
+    from hwnas.engine.session import SearchSession
+    from hwnas.strategies.darts import DartsOptions
 
 _log = logging.getLogger(__name__)
 KINDS = ("width", "activation", "precision")
@@ -98,7 +102,7 @@ class DartsSpace:
         self.choices["precision"] = self._choice(sp, name, "fp32", max_choices)
         self.precision_param = name
         for a in self.choices["activation"].values:
-            if a not in _ACTIVATIONS:
+            if a not in ACTIVATIONS:
                 raise ConfigError(f"space {sp.name!r}: param 'activation': unknown choice {a!r}")
 
     @staticmethod
@@ -152,10 +156,6 @@ class DartsSpace:
         return self.bits(value, fixed_point) if not c.per_layer else default
 
 
-def _init(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
-    bound = 1.0 / math.sqrt(fan_in)
-    return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
-
 
 class DartsMLP(nn.Module):
     """The mixed-op MLP of a :class:`DartsSpace` (weights at the largest shapes, α per mixed op)."""
@@ -167,13 +167,13 @@ class DartsMLP(nn.Module):
         w = max(int(v) for v in widths)
         self.pre = Standardize(stats)
         ins = [n_features] + [w] * (ds.max_depth - 1)
-        self.weights = nn.ParameterList(_init((n, w), n) for n in ins)
-        self.biases = nn.ParameterList(_init((w,), n) for n in ins)
-        self.head_w, self.head_b = _init((w, n_classes), w), _init((n_classes,), w)
+        self.weights = nn.ParameterList(uniform_init((n, w), n) for n in ins)
+        self.biases = nn.ParameterList(uniform_init((w,), n) for n in ins)
+        self.head_w, self.head_b = uniform_init((w, n_classes), w), uniform_init((n_classes,), w)
         self.alpha = nn.ParameterDict({k.replace(".", "_"): nn.Parameter(torch.zeros(n)) for k, n in ds.alpha_keys()})
         masks = torch.tensor([[1.0 if c < int(v) else 0.0 for c in range(w)] for v in widths])
         self.register_buffer("masks", masks)
-        self.acts = [_ACTIVATIONS[a]() for a in ds.choices["activation"].values]
+        self.acts = [ACTIVATIONS[a]() for a in ds.choices["activation"].values]
         self.modes = [ds.bits(v, fixed_point) for v in ds.choices["precision"].values]
         self.head_modes = [ds.head_bits(v, fixed_point) for v in ds.choices["precision"].values]
 
@@ -251,29 +251,61 @@ def argmax_arch(p: dict[str, torch.Tensor]) -> dict[str, int]:
     return {k: int(v.argmax()) for k, v in p.items()}
 
 
-class DartsPlan:
-    """The ``darts`` strategy for one MLP space (validated on construction, before any training)."""
+def _budget_term(costs: dict[str, "CostModel"], budgets: dict[str, tuple[str, float]], mu: dict[str, float],
+                 p: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Σ multiplier · relative excess of the expected cost over each budget."""
+    return sum((mu[n] * F.relu(costs[m].expected(p) - b) / max(abs(b), 1e-12) for n, (m, b) in budgets.items()),
+               torch.tensor(0.0))
 
-    study_suffix = ""  # the derived architecture joins the from-scratch study of the same search
+
+class _ArchitectureSteps(TrainHook):
+    """DARTS's α side of the training loop: after every weight step (past ``warmup`` epochs) one α step on the
+    next batch of the α half; after every epoch the RC-DARTS multipliers are doubled while the expected cost
+    is over budget and halved (down to 1) while within it."""
+
+    def __init__(self, net: "DartsMLP", optimizer: torch.optim.Optimizer, loss: Any, costs: dict[str, "CostModel"],
+                 budgets: dict[str, tuple[str, float]], mu: dict[str, float], warmup: int) -> None:
+        self.net, self.optimizer, self.loss, self.costs, self.budgets, self.mu = net, optimizer, loss, costs, budgets, mu
+        self.warmup = warmup
+        self.batches: Iterator[Batch] = iter(())
+        self.history: list[dict[str, Any]] = []
+
+    def on_step_end(self, state: TrainState) -> None:
+        if state.epoch <= self.warmup:
+            return
+        xa, ya = next(self.batches)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.loss(xa, ya).backward()
+        self.optimizer.step()
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        with torch.no_grad():
+            p = self.net.probs()
+            expected = {n: float(self.costs[m].expected(p)) for n, (m, _) in self.budgets.items()}
+        if state.epoch > self.warmup:  # raise the multiplier while over budget, relax it while within
+            for n, (_, b) in self.budgets.items():
+                self.mu[n] = self.mu[n] * 2.0 if expected[n] > b else max(1.0, self.mu[n] / 2.0)
+        self.history.append({"epoch": state.epoch, "loss": state.loss, "expected": expected, "mu": dict(self.mu)})
+
+
+class DartsSearch:
+    """The ``darts`` strategy's work for one MLP space (validated on construction, before any training)."""
 
     def __init__(self, space: SearchSpace, task: Task, constraints: Sequence[Constraint],
-                 objectives: Sequence[Objective], *, seed: int, darts_epochs: int = 40,
-                 darts_lambda: float | None = None,
-                 gumbel: bool = False, tau: float = 1.0, alpha_lr: float = 0.05, max_choices: int = 6,
-                 warmup: int | None = None) -> None:
+                 objectives: Sequence[Objective], *, seed: int, options: "DartsOptions") -> None:
         self.space = space
         self.restriction = restrict(space, "darts")
         if not isinstance(task, ClassificationTask):
             raise ConfigError("strategy 'darts' covers MLP classifiers on tabular data")
-        self.ds = DartsSpace(self.restriction, max_choices)
+        o = options
+        self.ds = DartsSpace(self.restriction, o.max_choices)
         self.task, self.seed = task, seed
-        if darts_lambda is None:  # a budget is the cost target (RC-DARTS); without one, trade cost softly
-            darts_lambda = 0.0 if constraints else 1.0
-        self.epochs, self.lam, self.gumbel, self.tau = int(darts_epochs), float(darts_lambda), bool(gumbel), tau
-        self.alpha_lr = float(alpha_lr)
-        self.warmup = int(self.epochs // 5 if warmup is None else warmup)
-        if self.epochs < 1 or self.lam < 0 or self.warmup >= self.epochs:
-            raise ConfigError(f"--darts-epochs must be >= 1 (and > warmup {self.warmup}) and --darts-lambda >= 0")
+        lam = o.darts_lambda
+        if lam is None:  # a budget is the cost target (RC-DARTS); without one, trade cost softly
+            lam = 0.0 if constraints else 1.0
+        self.epochs, self.lam, self.gumbel, self.tau = int(o.darts_epochs), float(lam), bool(o.gumbel), float(o.tau)
+        self.alpha_lr = float(o.alpha_lr)
+        self.warmup = int(self.epochs // 5 if o.warmup is None else o.warmup)
         for c in constraints:
             if c.op not in ("<=", "<"):
                 raise ConfigError(f"constraint {c.name}: DARTS takes upper bounds on costs (<=) only")
@@ -281,16 +313,13 @@ class DartsPlan:
         self.lr = float(self.restriction.hyper.get("lr", 1e-2))
         self.batch_size = int(self.restriction.hyper.get("batch_size", 64))
 
-    def signature(self) -> dict[str, Any]:
-        return {}  # the derived trial joins the from-scratch study; its settings are in its trial attributes
-
     def settings(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "lambda": self.lam, "gumbel": self.gumbel, "tau": self.tau,
                 "alpha_lr": self.alpha_lr, "warmup": self.warmup, "lr": self.lr, "batch_size": self.batch_size,
                 "space": self.restriction.describe()}
 
     # -- cost tables --------------------------------------------------------------------------------------
-    def cost_models(self, evaluator: CandidateEvaluator, out: Path) -> dict[str, CostModel]:
+    def cost_models(self, evaluator: Evaluator, out: Path) -> dict[str, CostModel]:
         """One cost model per metric used (objectives, budgets), tables calibrated and cached in ``out``."""
         d = self.task.data
         by_name = {p.name: p for p in evaluator.profiles}
@@ -301,9 +330,9 @@ class DartsPlan:
         smallest = self.reference_values()
         config = self.restriction.space.config(smallest)
         path = evaluator.workdir / "darts_reference.onnx"
-        model = evaluator._build(config, 0)
-        evaluator._lower(model, config, 0, path)
-        measured = evaluator._profile(path)
+        model = evaluator.build(config, 0)
+        evaluator.lower(model, config, 0, path)
+        measured = evaluator.profile(path)
         path.unlink(missing_ok=True)
         models = {}
         for profile, metrics in wanted.items():
@@ -357,7 +386,7 @@ class DartsPlan:
         return params
 
     # -- search -------------------------------------------------------------------------------------------
-    def search(self, evaluator: CandidateEvaluator, out: Path) -> dict[str, Any]:
+    def search(self, evaluator: Evaluator, out: Path) -> dict[str, Any]:
         """Run DARTS; return α, the derived architecture and its expected / table costs (also darts.json)."""
         began = time.perf_counter()
         costs = self.cost_models(evaluator, out)
@@ -383,47 +412,32 @@ class DartsPlan:
         w_opt = torch.optim.Adam(net.weight_parameters(), lr=self.lr)
         a_opt = torch.optim.Adam(net.alpha.parameters(), lr=self.alpha_lr, betas=(0.5, 0.999))
         mu = {name: 1.0 for name in budgets}
-        history = []
-        previous = torch.get_num_threads()
-        torch.set_num_threads(evaluator.train_threads)
-
-        def budget_term(p: dict[str, torch.Tensor]) -> torch.Tensor:
-            return sum((mu[n] * F.relu(costs[m].expected(p) - b) / max(abs(b), 1e-12)
-                        for n, (m, b) in budgets.items()), torch.tensor(0.0))
 
         def alpha_loss(xa: torch.Tensor, ya: torch.Tensor) -> torch.Tensor:
             loss = F.cross_entropy(net(xa, net.probs(self.gumbel, self.tau)), ya)
             p = net.probs()
             if self.lam and pen:
                 loss = loss + self.lam * sum(costs[k].expected(p) / max(ref[k], 1e-12) for k in pen) / len(pen)
-            return loss + budget_term(p)
+            return loss + _budget_term(costs, budgets, mu, p)
 
+        steps = _ArchitectureSteps(net, a_opt, alpha_loss, costs, budgets, mu, self.warmup)
+
+        def batches() -> Iterator[Batch]:  # weights learn on one half of the training split, α on the other
+            wb = w_idx[torch.randperm(len(w_idx), generator=gen)].split(self.batch_size)
+            ab = a_idx[torch.randperm(len(a_idx), generator=gen)].split(self.batch_size)
+            steps.batches = iter((x[b], y[b]) for b in ab)
+            for bw in wb[:len(ab)]:
+                yield x[bw], y[bw]
+
+        Trainer(self.epochs, hooks=[steps], threads=evaluator.train_threads).fit(
+            net, w_opt, batches, forward=lambda xb: net(xb, net.probs(self.gumbel, self.tau)))
+        previous = torch.get_num_threads()
+        torch.set_num_threads(evaluator.train_threads)
         try:
-            for epoch in range(1, self.epochs + 1):
-                net.train()
-                wb = w_idx[torch.randperm(len(w_idx), generator=gen)].split(self.batch_size)
-                ab = a_idx[torch.randperm(len(a_idx), generator=gen)].split(self.batch_size)
-                for bw, ba in zip(wb, ab):
-                    w_opt.zero_grad(set_to_none=True)
-                    loss = F.cross_entropy(net(x[bw], net.probs(self.gumbel, self.tau)), y[bw])
-                    if not torch.isfinite(loss):
-                        raise CandidateError(f"DARTS diverged at epoch {epoch}")
-                    loss.backward()
-                    w_opt.step()
-                    if epoch > self.warmup:
-                        a_opt.zero_grad(set_to_none=True)
-                        alpha_loss(x[ba], y[ba]).backward()
-                        a_opt.step()
-                with torch.no_grad():
-                    p = net.probs()
-                    expected = {n: float(costs[m].expected(p)) for n, (m, _) in budgets.items()}
-                if epoch > self.warmup:  # raise the multiplier while over budget, relax it while within
-                    for n, (_, b) in budgets.items():
-                        mu[n] = mu[n] * 2.0 if expected[n] > b else max(1.0, mu[n] / 2.0)
-                history.append({"epoch": epoch, "loss": float(loss.detach()), "expected": expected, "mu": dict(mu)})
             extra = self.enforce(net, costs, budgets, mu)
         finally:
             torch.set_num_threads(previous)
+        history = steps.history
         with torch.no_grad():
             p = net.probs()
             expected = {k: float(cm.expected(p)) for k, cm in costs.items()}
@@ -461,8 +475,7 @@ class DartsPlan:
                 for n in budgets:
                     mu[n] *= 2.0 if over[n] else 1.0
             opt.zero_grad(set_to_none=True)
-            sum((mu[n] * F.relu(costs[m].expected(p) - b) / max(abs(b), 1e-12)
-                 for n, (m, b) in budgets.items()), torch.tensor(0.0)).backward()
+            _budget_term(costs, budgets, mu, p).backward()
             opt.step()
         return max_steps
 
@@ -505,24 +518,20 @@ class DartsPlan:
         return arch
 
     # -- the plan ---------------------------------------------------------------------------------------
-    def run(self, study: optuna.Study, evaluator: CandidateEvaluator, objectives: Sequence[Objective],
-            artifacts: FileSystemArtifactStore, trials: int, progress: Progress, out: Path) -> bool:
+    def run(self, session: "SearchSession") -> bool:
+        """Search (unless this very DARTS search already ran into the study), then train and record the
+        derived architecture as a trial of the search's study."""
         settings = self.settings()
-        for t in study.trials:
-            tag = t.user_attrs.get(STRATEGY_ATTR, {})
+        for t in session.study.trials:
+            tag = read_tag(t)
             if tag.get("name") == "darts" and tag.get("settings") == settings and t.state.is_finished() \
                     and t.state != optuna.trial.TrialState.FAIL:
                 return True  # this DARTS search already ran and its derived architecture is recorded
-        result = self.search(evaluator, out)
+        result = self.search(session.evaluator, session.out)
         tag = {"name": "darts", "settings": settings, "alpha": result["alpha"], "derived": result["derived"],
                "expected_cost": result["expected_cost"], "derived_table_cost": result["derived_table_cost"],
                "budgets": result["budgets"], "projected": result["projected"], "search_seconds": result["seconds"]}
-        runner = TaggedRunner(self.space, evaluator, objectives, artifacts, tag)
-        runner.remember(study)
-        study.enqueue_trial(result["trial_params"])
-        study.optimize(runner, n_trials=1, catch=(CandidateError,), gc_after_trial=False,
-                       callbacks=[lambda s, t: progress.update(s, t, lambda _s: [])])
+        runner = session.runner(tag=tag)
+        runner.remember(session.study)  # an architecture the study already trained is reused
+        session.evaluate_architecture(runner, result["trial_params"])
         return True
-
-
-

@@ -11,7 +11,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from hwnas.models.mlp import _ACTIVATIONS, MLP, build_mlp
+from hwnas.models.layers import ACTIVATIONS, uniform_init
+from hwnas.models.mlp import MLP, build_mlp
 from hwnas.models.preprocess import InputStats, Standardize
 from hwnas.errors import ConfigError
 from hwnas.supernet.train import SubnetSampling
@@ -73,10 +74,6 @@ def arch_space(space: SearchSpace) -> ArchSpace:
     return ArchSpace(depth.low, depth.high, width.low, width.high, width.log, width.step)
 
 
-def _init(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
-    bound = 1.0 / math.sqrt(fan_in)
-    return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
-
 
 class MLPSupernet(SubnetSampling, nn.Module):
     """Standardize → up to ``max_depth`` dense hidden layers of up to ``max_width`` units → head.
@@ -88,8 +85,8 @@ class MLPSupernet(SubnetSampling, nn.Module):
     def __init__(self, n_features: int, n_classes: int, stats: InputStats, max_depth: int, max_width: int,
                  activation: str = "relu", space: ArchSpace | None = None) -> None:
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; known: {sorted(_ACTIVATIONS)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}")
         self.space = space or ArchSpace(1, max_depth, 1, max_width)
         if self.space.depth_high > max_depth or self.space.width_max > max_width:
             raise ValueError(f"arch space {self.space} exceeds the supernet ({max_depth} x {max_width})")
@@ -97,11 +94,11 @@ class MLPSupernet(SubnetSampling, nn.Module):
         self.max_depth, self.max_width, self.activation = max_depth, max_width, activation
         self.pre = Standardize(stats)
         ins = [n_features] + [max_width] * (max_depth - 1)
-        self.weights = nn.ParameterList(_init((n, max_width), n) for n in ins)
-        self.biases = nn.ParameterList(_init((max_width,), n) for n in ins)
-        self.head_weight = _init((max_width, n_classes), max_width)
-        self.head_bias = _init((n_classes,), max_width)
-        self.act = _ACTIVATIONS[activation]()
+        self.weights = nn.ParameterList(uniform_init((n, max_width), n) for n in ins)
+        self.biases = nn.ParameterList(uniform_init((max_width,), n) for n in ins)
+        self.head_weight = uniform_init((max_width, n_classes), max_width)
+        self.head_bias = uniform_init((n_classes,), max_width)
+        self.act = ACTIVATIONS[activation]()
 
     @classmethod
     def from_space(cls, space: SearchSpace | ArchSpace, n_features: int, n_classes: int, stats: InputStats,

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwnas.errors import ConfigError
-from hwnas.space import Categorical, Float, Int, Param, SearchSpace
-from hwnas.space import _expr
+from hwnas.space import Categorical, Float, Int, Param, SearchSpace, expression_names
 
 HYPERPARAMS = ("lr", "batch_size", "weight_decay")
 #: Structural parameters a strategy may pin to a neutral value, with that value.
@@ -107,7 +106,7 @@ def restrict(space: SearchSpace, strategy: str) -> Restriction:
             raise ConfigError(f"space {space.name!r}: param '{name}' depends on {gone}, which strategy "
                               f"{strategy!r} does not search")
     names = set(keep) | set(space.fixed) | set(pinned) | {"layer"}
-    constraints = tuple(c for c in space.constraints if _expr.names(_expr.parse(str(c))) <= names)
+    constraints = tuple(c for c in space.constraints if expression_names(str(c)) <= names)
     reduced = SearchSpace(space.name, space.model, keep, {**space.fixed, **pinned}, constraints,
                           space.description, space.source)
     return Restriction(reduced, tuple(keep), pinned, tuple(dropped), hyper)
@@ -117,12 +116,3 @@ def _unsupported(space: SearchSpace, strategy: str, name: str, searched: tuple[s
     return ConfigError(f"space {space.name!r}: param '{name}' is not supported by strategy {strategy!r} for "
                        f"model {space.model!r}; it searches {list(searched)}, pins {sorted(NEUTRAL)} and "
                        f"activation to a neutral choice and drops {list(HYPERPARAMS)} (see docs/supernet.md)")
-
-
-def check_int(space: SearchSpace, name: str, strategy: str) -> Int:
-    p = space.params.get(name)
-    if not isinstance(p, Int) or p.when:
-        raise ConfigError(f"space {space.name!r}: param '{name}': strategy {strategy!r} needs an unconditional "
-                          "int parameter")
-    return p
-

@@ -1,4 +1,6 @@
-"""Sandwich-rule supernet training with in-place distillation (BigNAS), checkpointed after every epoch.
+"""Sandwich-rule supernet training with in-place distillation (BigNAS), checkpointed after every epoch: one
+:class:`~hwnas.train.trainer.Trainer` run whose step is the largest subnet's loss on the labels, with a
+:class:`~hwnas.train.trainer.Distillation` hook for the other subnets and a checkpoint hook.
 
 Works for any supernet with ``largest() / smallest() / sample_arch(rng) / forward(x, arch) / macs(arch)``:
 :class:`~hwnas.supernet.mlp.MLPSupernet` on a tabular :class:`~hwnas.data.Dataset` (an epoch is one pass
@@ -8,24 +10,20 @@ over the shuffled training split) and :class:`~hwnas.supernet.transformer.Transf
 
 from __future__ import annotations
 
-import math
 import os
 import random
-import time
 from pathlib import Path
-from typing import Any
-
-import torch
-import torch.nn.functional as F
+from typing import Any, Callable, Iterator
 
 import numpy as np
+import torch
 
 from hwnas.data import Dataset
 from hwnas.data.text import TextDataset
-from hwnas.errors import CandidateError
+from hwnas.errors import ConfigError
+from hwnas.train.trainer import Batch, Distillation, Trainer, TrainHook, TrainState, shuffled_batches
 
 _COUNTERS = ("steps", "subnet_passes", "sample_passes", "sample_macs", "seconds")
-
 
 
 class SubnetSampling:
@@ -43,12 +41,89 @@ class SubnetSampling:
     def sample_arch(self, rng: random.Random) -> dict[str, Any]:
         return self.space.sample_arch(rng)
 
+
 def _save(path: Path, state: dict[str, Any]) -> None:
     """Write atomically: a killed save never leaves a truncated checkpoint behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+class _Sandwich(TrainHook):
+    """Draws each step's students (the smallest and ``n_random`` random subnets; the largest is the trainer's
+    own forward) and counts the work done."""
+
+    def __init__(self, supernet: torch.nn.Module, rng: random.Random, n_random: int) -> None:
+        self.supernet, self.rng, self.n_random = supernet, rng, n_random
+        self.stats: dict[str, float] = {k: 0 for k in _COUNTERS}
+        self._archs: list[dict[str, Any]] = []
+
+    def students(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        net = self.supernet
+        self._archs = [net.smallest(), *(net.sample_arch(self.rng) for _ in range(self.n_random))]
+        return [lambda x, a=a: net(x, a) for a in self._archs]
+
+    def on_step_end(self, state: TrainState) -> None:
+        assert state.batch is not None
+        archs = [self.supernet.largest(), *self._archs]
+        n = state.batch[1].numel()  # samples (tabular) or tokens (text)
+        self.stats["steps"] += 1
+        self.stats["subnet_passes"] += len(archs)
+        self.stats["sample_passes"] += len(archs) * n
+        self.stats["sample_macs"] += sum(self.supernet.macs(a) for a in archs) * n
+
+
+class _Checkpoint(TrainHook):
+    """Resume from ``path`` when it exists (``torch.load(weights_only=True)``: no code runs), save after every
+    epoch, so that a resumed run follows the same batches and subnets as an uninterrupted one."""
+
+    def __init__(self, path: Path | None, sandwich: _Sandwich, generators: dict[str, Any]) -> None:
+        self.path, self.sandwich, self.generators = path, sandwich, generators
+        self.start = 0
+        self._seconds = 0.0  # of the epochs before this run
+
+    def on_fit_start(self, state: TrainState) -> None:
+        if self.path is None or not self.path.is_file():
+            return
+        try:
+            saved = torch.load(self.path, weights_only=True)
+            state.model.load_state_dict(saved["model"])
+            state.optimizer.load_state_dict(saved["opt"])
+            rng = saved["rng"]
+            self.generators["torch"].set_state(rng["torch"])
+            self.generators["python"].setstate(_tuple(rng["python"]))
+            if "numpy" in rng:
+                self.generators["numpy"].bit_generator.state = rng["numpy"]
+            self.sandwich.stats.update(saved["stats"])
+            self.start = state.epoch = int(saved["epoch"])
+        except Exception as exc:  # truncated, foreign or wrong-shape files raise many types
+            raise ConfigError(f"{self.path}: not a checkpoint of this search's supernet ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); delete it to train the "
+                              "supernet anew") from None
+        self._seconds = float(self.sandwich.stats.get("seconds", 0.0))
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.sandwich.stats["seconds"] = self._seconds + state.seconds
+        if self.path is None:
+            return
+        g = self.generators
+        _save(self.path, {"model": state.model.state_dict(), "opt": state.optimizer.state_dict(),
+                          "epoch": state.epoch,
+                          "rng": {"torch": g["torch"].get_state(), "python": list(_list(g["python"].getstate())),
+                                  "numpy": g["numpy"].bit_generator.state},
+                          "stats": dict(self.sandwich.stats)})
+
+
+class _StopAfter(TrainHook):
+    """End this run after ``epochs`` more epochs (a deliberate interruption, as a kill would be)."""
+
+    def __init__(self, checkpoint: _Checkpoint, epochs: int) -> None:
+        self.checkpoint, self.epochs = checkpoint, epochs
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if state.epoch >= self.checkpoint.start + self.epochs:
+            state.stop = True
 
 
 def train_supernet(supernet: torch.nn.Module, data: Dataset | TextDataset, *, epochs: int, lr: float = 1e-2,
@@ -58,94 +133,36 @@ def train_supernet(supernet: torch.nn.Module, data: Dataset | TextDataset, *, ep
     """Train ``supernet`` in place for ``epochs`` epochs in total (counting epochs of a resumed checkpoint).
 
     Every step: the largest subnet learns from the hard labels; the smallest and ``n_random`` random subnets
-    learn from the largest's detached softmax (KL, in-place distillation); one Adam step on the summed
-    gradients. After each epoch ``{"model", "opt", "epoch", "rng", "stats"}`` is saved with ``torch.save`` to
-    ``checkpoint``; an existing checkpoint is resumed (``torch.load(weights_only=True)``), so a resumed run
-    follows the same batches and subnets as an uninterrupted one with the same seed.
+    learn ``distill · KL(largest ‖ subnet) + (1 − distill) · CE(labels)`` (1: BigNAS in-place distillation;
+    0: every subnet learns from the labels); one Adam step on the summed gradients (clipped for text). After
+    each epoch ``{"model", "opt", "epoch", "rng", "stats"}`` is saved with ``torch.save`` to ``checkpoint``;
+    an existing checkpoint is resumed (a file that is not one is a ConfigError naming it).
 
     Returns cumulative ``epochs``, ``steps``, ``seconds``, ``subnet_passes`` (subnet forward passes on a
     batch), ``sample_passes`` (sample × subnet forward passes) and ``sample_macs`` (their multiply-accumulates),
     plus ``start_epoch`` (0, or the epoch resumed from) and the final ``loss`` of the largest subnet.
     ``stop_after`` ends this call after that many epochs (a deliberate interruption, as a kill would).
-    ``distill`` weighs the other subnets' loss: ``distill · KL(largest ‖ subnet) + (1 − distill) · CE(labels)``
-    (1: BigNAS in-place distillation; 0: every subnet learns from the labels).
     """
     opt = torch.optim.Adam(supernet.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    rng = random.Random(seed)
-    windows = np.random.default_rng(seed)
+    generators = {"torch": torch.Generator().manual_seed(seed), "python": random.Random(seed),
+                  "numpy": np.random.default_rng(seed)}
     text = isinstance(data, TextDataset)
-    stats: dict[str, float] = {k: 0 for k in _COUNTERS}
-    start = 0
-    path = Path(checkpoint) if checkpoint is not None else None
-    if path is not None and path.is_file():
-        state = torch.load(path, weights_only=True)
-        supernet.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["rng"]["torch"])
-        rng.setstate(_tuple(state["rng"]["python"]))
-        if "numpy" in state["rng"]:
-            windows.bit_generator.state = state["rng"]["numpy"]
-        stats.update(state["stats"])
-        start = int(state["epoch"])
-    if not text:
-        xt = torch.as_tensor(data.X_train, dtype=torch.float32)
-        yt = torch.as_tensor(data.y_train, dtype=torch.long)
-
-    def batches() -> Any:
-        if text:
+    if text:
+        def batches() -> Iterator[Batch]:
             for _ in range(steps_per_epoch):
-                x, y = data.random_windows(windows, batch_size)
+                x, y = data.random_windows(generators["numpy"], batch_size)
                 yield torch.from_numpy(x), torch.from_numpy(y)
-        else:
-            for idx in torch.randperm(len(xt), generator=gen).split(batch_size):
-                yield xt[idx], yt[idx]
-
-    last = epochs if stop_after is None else min(epochs, start + stop_after)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    loss_value = math.nan
-    try:
-        for epoch in range(start + 1, last + 1):
-            began = time.perf_counter()
-            supernet.train()
-            for x, y in batches():
-                opt.zero_grad(set_to_none=True)
-                archs = [supernet.largest(), supernet.smallest(), *(supernet.sample_arch(rng) for _ in range(n_random))]
-                logits = supernet(x, archs[0])
-                logits = logits.reshape(-1, logits.shape[-1])  # [batch (× tokens), classes or vocab]
-                y = y.reshape(-1)
-                loss = F.cross_entropy(logits, y)
-                if not torch.isfinite(loss):
-                    raise CandidateError(f"supernet training diverged: loss {loss.item()} at epoch {epoch}")
-                loss.backward()
-                loss_value = loss.item()
-                soft = logits.detach().softmax(1)
-                for arch in archs[1:]:
-                    student = supernet(x, arch).reshape(soft.shape)
-                    loss_s = distill * F.kl_div(student.log_softmax(1), soft, reduction="batchmean")
-                    if distill < 1.0:
-                        loss_s = loss_s + (1.0 - distill) * F.cross_entropy(student, y)
-                    loss_s.backward()
-                if text:
-                    torch.nn.utils.clip_grad_norm_(supernet.parameters(), 1.0)
-                opt.step()
-                n = len(y)  # samples (tabular) or tokens (text)
-                stats["steps"] += 1
-                stats["subnet_passes"] += len(archs)
-                stats["sample_passes"] += len(archs) * n
-                stats["sample_macs"] += sum(supernet.macs(a) for a in archs) * n
-            stats["seconds"] += time.perf_counter() - began
-            if path is not None:
-                _save(path, {"model": supernet.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
-                             "rng": {"torch": gen.get_state(), "python": list(_list(rng.getstate())),
-                                     "numpy": windows.bit_generator.state},
-                             "stats": dict(stats)})
-    finally:
-        torch.set_num_threads(previous_threads)
-    supernet.eval()
-    return {"epochs": max(last, start), "start_epoch": start, **{k: stats[k] for k in _COUNTERS},
-            "loss": loss_value}
+    else:
+        batches = shuffled_batches(data.X_train, data.y_train, batch_size, generators["torch"])
+    sandwich = _Sandwich(supernet, generators["python"], n_random)
+    saving = _Checkpoint(Path(checkpoint) if checkpoint is not None else None, sandwich, generators)
+    hooks: list[TrainHook] = [saving, Distillation(sandwich.students, distill), sandwich]
+    if stop_after is not None:
+        hooks.append(_StopAfter(saving, stop_after))
+    state = Trainer(epochs, hooks=hooks, threads=threads, grad_clip=1.0 if text else None).fit(
+        supernet, opt, batches, forward=lambda x: supernet(x, supernet.largest()))
+    return {"epochs": state.epoch, "start_epoch": saving.start, **{k: sandwich.stats[k] for k in _COUNTERS},
+            "loss": state.loss}
 
 
 def _list(value: Any) -> Any:

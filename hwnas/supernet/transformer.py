@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas.errors import ConfigError
-from hwnas.models.transformer import _ACTIVATIONS, TinyTransformer, build_transformer
+from hwnas.models.layers import ACTIVATIONS
+from hwnas.models.transformer import TinyTransformer, build_transformer
 from hwnas.supernet.train import SubnetSampling
 from hwnas.space import Categorical, Int, SearchSpace
 
@@ -106,8 +107,8 @@ class TransformerSupernet(SubnetSampling, nn.Module):
     def __init__(self, vocab_size: int, seq_len: int, space: TransformerArchSpace, activation: str = "gelu",
                  fixed: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ConfigError(f"unknown activation {activation!r}; known: {sorted(_ACTIVATIONS)}")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}")
         self.space, self.vocab_size, self.seq_len, self.activation = space, vocab_size, seq_len, activation
         self.fixed = dict(fixed or {})
         d, hidden = max(space.d_models), _hidden(max(space.expansions), max(space.d_models))
@@ -117,7 +118,7 @@ class TransformerSupernet(SubnetSampling, nn.Module):
         self.lnf_w, self.lnf_b = nn.Parameter(torch.ones(d)), nn.Parameter(torch.zeros(d))
         self.head_w, self.head_b = _uniform((d, vocab_size), d), _uniform((vocab_size,), d)
         self.register_buffer("mask", torch.full((seq_len, seq_len), float("-inf")).triu(1), persistent=False)
-        self.act = _ACTIVATIONS[activation]()
+        self.act = ACTIVATIONS[activation]()
 
     @classmethod
     def from_space(cls, space: SearchSpace, vocab_size: int, seq_len: int) -> "TransformerSupernet":

@@ -1,27 +1,25 @@
 """Training and evaluation of the Transformer family: language modelling (loss / perplexity) and sequence
 classification (accuracy), on the torch model or on an exported ONNX file (run with onnxruntime).
 
-Both trainers use Adam with gradient clipping, evaluate the validation split after every epoch, stop after
-``patience`` epochs without improvement, restore the best weights, and raise
+Both trainers are :class:`~hwnas.train.trainer.Trainer` runs: Adam with gradient clipping, early stopping on
+the validation loss after every epoch (best weights restored), the model's pruning hooks, and
 :class:`~hwnas.errors.CandidateError` when a loss becomes NaN/inf.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from hwnas.data.text import DEFAULT_EVAL_WINDOWS, SequenceDataset, TextDataset
-from hwnas.errors import CandidateError
-from hwnas.train._trainer import TrainHooks
+from hwnas.lowering.runtime import onnx_logits
+from hwnas.train.trainer import Batch, EarlyStopping, Trainer, TrainHook, TrainState
 
 ModelOrPath = nn.Module | str | Path
 GRAD_CLIP = 1.0
@@ -57,8 +55,6 @@ class ClassifierResult:
 def logits_of(model_or_path: ModelOrPath, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Logits for token ids ``tokens`` [n, T]: a torch model (eval mode, no grad) or an ONNX file path."""
     if not isinstance(model_or_path, nn.Module):
-        from hwnas.models.transformer import onnx_logits
-
         return onnx_logits(model_or_path, tokens, batch_size)
     model_or_path.eval()
     x = torch.as_tensor(np.asarray(tokens, dtype=np.int64))
@@ -99,93 +95,63 @@ def _perplexity(loss: float) -> float:
 # --- training -------------------------------------------------------------------------------------------------
 
 
-def _fit(model: nn.Module, batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
-         validate: Callable[[], float], *, epochs: int, lr: float, weight_decay: float, seed: int, patience: int,
-         threads: int, hooks: TrainHooks | None = None) -> tuple[float, int, int, int, float]:
-    """Shared loop: ``batches()`` yields one epoch of (x, y); ``validate()`` returns the validation loss.
-    Returns (best val loss, steps, epochs run, best epoch, seconds); best weights restored."""
-    start = time.perf_counter()
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        torch.manual_seed(seed)  # dropout
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-        loss_fn = nn.CrossEntropyLoss()
-        hooks = hooks or TrainHooks()
-        best = (math.inf, 0, copy.deepcopy(model.state_dict()))
-        steps = epoch = 0
-        for epoch in range(1, epochs + 1):
-            model.train()
-            hooks.start_epoch(epoch)
-            for x, y in batches():
-                logits = model(torch.from_numpy(x))
-                loss = loss_fn(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).reshape(-1))
-                if not torch.isfinite(loss):
-                    raise CandidateError(f"training diverged: loss is {loss.item()} at step {steps + 1}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-                opt.step()
-                hooks.after_step()
-                steps += 1
-            val_loss = validate()
-            if not math.isfinite(val_loss):
-                raise CandidateError(f"training diverged: validation loss is {val_loss} at epoch {epoch}")
-            if not hooks.ready(epoch):
-                best = (math.inf, epoch, best[2])  # patience counts from the first ready epoch
-            elif val_loss < best[0] - 1e-6:
-                best = (val_loss, epoch, copy.deepcopy(model.state_dict()))
-            elif epoch - best[1] >= patience:
-                break
-        if math.isfinite(best[0]):
-            model.load_state_dict(best[2])
-        hooks.finish()
-        model.eval()
-        return best[0], steps, epoch, best[1], time.perf_counter() - start
-    finally:
-        torch.set_num_threads(previous_threads)
+def _fit(model: nn.Module, batches: Callable[[], Iterator[Batch]], validate: Callable[[], float], *, epochs: int,
+         lr: float, weight_decay: float, seed: int, patience: int, threads: int,
+         hooks: Sequence[TrainHook]) -> tuple[TrainState, EarlyStopping]:
+    """One :class:`Trainer` run: early stopping first, then ``hooks`` (Adam, gradient clipping)."""
+    torch.manual_seed(seed)  # dropout
+    stopping = EarlyStopping(validate, patience)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    state = Trainer(epochs, hooks=[stopping, *hooks], threads=threads, grad_clip=GRAD_CLIP).fit(
+        model, opt, batches)
+    return state, stopping
+
+
+def _tensors(batches: Iterator[tuple[np.ndarray, np.ndarray]]) -> Iterator[Batch]:
+    for x, y in batches:
+        yield torch.from_numpy(x), torch.from_numpy(y)
 
 
 def train_lm(model: nn.Module, data: TextDataset, *, epochs: int = 10, steps_per_epoch: int = 100,
              batch_size: int = 32, lr: float = 3e-3, seed: int = 0, patience: int = 3, weight_decay: float = 0.0,
              max_eval_windows: int | None = DEFAULT_EVAL_WINDOWS, threads: int = 1,
-             hooks: TrainHooks | None = None) -> LMResult:
+             hooks: Sequence[TrainHook] = ()) -> LMResult:
     """Train ``model`` (tokens [N, T] → logits [N, T, vocab]) in place on random training windows
     (``steps_per_epoch`` batches per epoch, drawn from ``numpy.random.default_rng(seed)``); early stopping on
     the validation loss of :func:`evaluate_lm`. Same model init + same seed = same result."""
     rng = np.random.default_rng(seed)
 
-    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for _ in range(steps_per_epoch):
-            yield data.random_windows(rng, batch_size)
+    def batches() -> Iterator[Batch]:
+        return _tensors(data.random_windows(rng, batch_size) for _ in range(steps_per_epoch))
 
     def validate() -> float:
         return evaluate_lm(model, data, "val", max_eval_windows=max_eval_windows)[0]
 
-    loss, steps, run, best, seconds = _fit(model, batches, validate, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                                           seed=seed, patience=patience, threads=threads, hooks=hooks)
+    state, stopping = _fit(model, batches, validate, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                           seed=seed, patience=patience, threads=threads, hooks=hooks)
+    loss = stopping.best_loss
     if not math.isfinite(loss):  # never ready (pruning outlasted the budget): evaluate what is there
         loss = validate()
-    return LMResult(loss, _perplexity(loss), steps, seconds, run, best)
+    return LMResult(loss, _perplexity(loss), state.steps, state.seconds, state.epoch, stopping.best_epoch)
 
 
 def train_sequence_classifier(model: nn.Module, data: SequenceDataset, *, epochs: int = 30, batch_size: int = 32,
                               lr: float = 3e-3, seed: int = 0, patience: int = 5, weight_decay: float = 0.0,
-                              threads: int = 1) -> ClassifierResult:
+                              threads: int = 1, hooks: Sequence[TrainHook] = ()) -> ClassifierResult:
     """Train ``model`` (tokens [N, T] → logits [N, n_classes]) in place on shuffled mini-batches of the
     training split; early stopping on validation loss; accuracy of the restored weights."""
     rng = np.random.default_rng(seed)
     x_train, y_train = data.split("train")
 
-    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def batches() -> Iterator[Batch]:
         order = rng.permutation(len(y_train))
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            yield x_train[idx], y_train[idx]
+        return _tensors((x_train[order[i : i + batch_size]], y_train[order[i : i + batch_size]])
+                        for i in range(0, len(order), batch_size))
 
     def validate() -> float:
         return evaluate_classifier(model, data, "val")[0]
 
-    loss, steps, run, best, seconds = _fit(model, batches, validate, epochs=epochs, lr=lr, weight_decay=weight_decay,
-                                           seed=seed, patience=patience, threads=threads)
-    return ClassifierResult(loss, evaluate_classifier(model, data, "val")[1], steps, seconds, run, best)
+    state, stopping = _fit(model, batches, validate, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                           seed=seed, patience=patience, threads=threads, hooks=hooks)
+    return ClassifierResult(stopping.best_loss, evaluate_classifier(model, data, "val")[1], state.steps,
+                            state.seconds, state.epoch, stopping.best_epoch)

@@ -1,18 +1,19 @@
-"""Gradual pruning inside the training loop, from a model's :class:`~hwnas.models.mlp.SparsitySpec`."""
+"""Gradual pruning inside the training loop, from a model's :class:`~hwnas.models.sparsity.SparsitySpec`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hwnas.models.sparsity import GradualPruner, sparsity_report
-from hwnas.train._trainer import TrainHooks
+from hwnas.models.deploy import DeployableModule
+from hwnas.models.sparsity import GradualPruner, SparsitySpec, sparsity_report
+from hwnas.train.trainer import TrainHook, TrainState
 
 
-class PruningHooks(TrainHooks):
+class PruningHooks(TrainHook):
     """Prune from 10% to 60% of the epoch budget (Zhu & Gupta cubic schedule); keep best weights only once the
     target sparsity is reached; leave exact zeros at the end (so the exported ONNX holds them)."""
 
-    def __init__(self, groups: list[list[Any]], spec: Any, epochs: int) -> None:
+    def __init__(self, groups: list[list[Any]], spec: SparsitySpec, epochs: int) -> None:
         start, end = max(1, epochs // 10), max(1, (6 * epochs) // 10)
         kind = {"nm": "2:4"}.get(spec.kind, spec.kind)
         block = (spec.block, spec.block) if spec.block else None
@@ -26,18 +27,18 @@ class PruningHooks(TrainHooks):
         self.layers = layers
         self.end = end
 
-    def start_epoch(self, epoch: int) -> None:
+    def on_epoch_start(self, state: TrainState) -> None:
         for p in self.pruners:
-            p.step(epoch - 1)  # the schedule's value after the previous epoch
+            p.step(state.epoch - 1)  # the schedule's value after the previous epoch
 
-    def after_step(self) -> None:
+    def on_step_end(self, state: TrainState) -> None:
         for p in self.pruners:
             p.apply()
 
-    def ready(self, epoch: int) -> bool:
-        return epoch > self.end
+    def ready(self, state: TrainState) -> bool:
+        return state.epoch > self.end
 
-    def finish(self) -> None:
+    def on_fit_end(self, state: TrainState) -> None:
         for p in self.pruners:
             p.step(self.end)  # the final masks, whatever epoch early stopping restored
             p.finalize()
@@ -46,9 +47,8 @@ class PruningHooks(TrainHooks):
         return sparsity_report(self.layers)
 
 
-def hooks_for(model: Any, epochs: int) -> TrainHooks | None:
-    """Pruning hooks when the model asks for sparsity, else None."""
-    spec = getattr(model, "sparsity", None)
-    if spec is None:
-        return None
-    return PruningHooks(model.prunable_layers(), spec, epochs)
+def hooks_for(model: DeployableModule, epochs: int) -> list[TrainHook]:
+    """The hooks a model's own settings ask for: gradual pruning when it has a sparsity spec."""
+    if model.sparsity is None:
+        return []
+    return [PruningHooks(model.prunable_layers(), model.sparsity, epochs)]

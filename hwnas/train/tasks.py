@@ -1,8 +1,10 @@
 """Tasks: what a candidate learns and how its quality is measured — on the exported ONNX file.
 
 A task ties a dataset to a model family and owns the steps that depend on both: build the model for a
-config, train it, export it, measure its quality on an ONNX file (the exported, possibly quantised one),
-and supply calibration inputs for static quantisation. The search evaluator only talks to this interface.
+config, train it (one :class:`~hwnas.train.trainer.Trainer` with early stopping and the model's pruning
+hooks), the :class:`~hwnas.lowering.export.Exporter` that lowers its models (input kind, calibration data),
+and its quality on an ONNX file (the exported, possibly quantised one). The search evaluator only talks to
+this interface.
 """
 
 from __future__ import annotations
@@ -12,20 +14,21 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import torch
 
 from hwnas.data import Dataset, load_dataset
 from hwnas.data.text import SequenceDataset, TextDataset, load_sequence_classification, load_text
 from hwnas.errors import DataError
-from hwnas.lowering.export import INPUT_NAME, export_onnx
-from hwnas.lowering.runtime import onnx_accuracy, predict_scores
+from hwnas.lowering.export import Exporter, FeatureExporter, TokenExporter
+from hwnas.lowering.runtime import onnx_accuracy
 from hwnas.models import build_model
+from hwnas.models.deploy import DeployableModule
 from hwnas.models.preprocess import InputStats
-from hwnas.models.transformer import TOKENS_INPUT, build_transformer, export_transformer, onnx_parity
-from hwnas.profiles import FixedPoint
-from hwnas.train._trainer import TrainSettings, train
+from hwnas.models.transformer import build_transformer
+from hwnas.precision import FixedPoint
 from hwnas.train.lm import evaluate_classifier, evaluate_lm, train_lm, train_sequence_classifier
 from hwnas.train.pruning import hooks_for
+from hwnas.train.tabular import train
+from hwnas.train.trainer import TrainSettings
 
 
 class Task(abc.ABC):
@@ -42,27 +45,26 @@ class Task(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """JSON-able identity of the data (name, source, sizes, seed)."""
 
+    @property
     @abc.abstractmethod
-    def build(self, config: Mapping[str, Any], fixed_point: FixedPoint | None) -> torch.nn.Module: ...
+    def name(self) -> str:
+        """The dataset's name (part of the default study name)."""
 
     @abc.abstractmethod
-    def train(self, model: torch.nn.Module, settings: TrainSettings) -> tuple[float, int]:
+    def build(self, config: Mapping[str, Any], fixed_point: FixedPoint | None) -> DeployableModule: ...
+
+    @abc.abstractmethod
+    def train(self, model: DeployableModule, settings: TrainSettings) -> tuple[float, int]:
         """Train in place; return (validation quality of the torch model, epochs run)."""
 
+    @property
     @abc.abstractmethod
-    def export(self, model: torch.nn.Module, path: Path, metadata: Mapping[str, Any]) -> Path: ...
+    def exporter(self) -> Exporter:
+        """How this task's models are exported (input kind, calibration and parity inputs)."""
 
     @abc.abstractmethod
     def quality(self, onnx_path: Path, split: str) -> float:
         """Quality of an exported model on ``split`` ("val" or "test"), run in ONNX Runtime."""
-
-    @abc.abstractmethod
-    def parity(self, model: torch.nn.Module, onnx_path: Path) -> float:
-        """Max abs difference between torch and ONNX Runtime outputs on validation inputs."""
-
-    @abc.abstractmethod
-    def calibration_feeds(self, max_samples: int = 512) -> list[dict[str, np.ndarray]]:
-        """Input batches from the training split for static quantisation."""
 
 
 class ClassificationTask(Task):
@@ -83,17 +85,18 @@ class ClassificationTask(Task):
     def describe(self) -> dict[str, Any]:
         return self.data.describe()
 
-    def build(self, config: Mapping[str, Any], fixed_point: FixedPoint | None) -> torch.nn.Module:
+    def build(self, config: Mapping[str, Any], fixed_point: FixedPoint | None) -> DeployableModule:
         return build_model(config, n_features=self.data.n_features, n_classes=self.data.n_classes,
                            stats=self.stats, fixed_point=fixed_point)
 
-    def train(self, model: torch.nn.Module, settings: TrainSettings) -> tuple[float, int]:
+    def train(self, model: DeployableModule, settings: TrainSettings) -> tuple[float, int]:
         d = self.data
         result = train(model, d.X_train, d.y_train, d.X_val, d.y_val, settings, hooks_for(model, settings.epochs))
         return result.val_accuracy, result.epochs_run
 
-    def export(self, model: torch.nn.Module, path: Path, metadata: Mapping[str, Any]) -> Path:
-        return export_onnx(model, self.data.n_features, path, metadata)
+    @property
+    def exporter(self) -> Exporter:
+        return FeatureExporter(self.data.n_features, self.data.X_train)
 
     def _split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         d = self.data
@@ -101,17 +104,6 @@ class ClassificationTask(Task):
 
     def quality(self, onnx_path: Path, split: str) -> float:
         return onnx_accuracy(onnx_path, *self._split(split))
-
-    def parity(self, model: torch.nn.Module, onnx_path: Path) -> float:
-        x = self.data.X_val
-        model.eval()
-        with torch.no_grad():
-            ref = model(torch.as_tensor(x, dtype=torch.float32)).numpy()
-        return float(np.abs(predict_scores(onnx_path, x) - ref).max())
-
-    def calibration_feeds(self, max_samples: int = 512) -> list[dict[str, np.ndarray]]:
-        x = self.data.X_train[:max_samples].astype(np.float32)
-        return [{INPUT_NAME: b} for b in np.array_split(x, max(1, len(x) // 64))]
 
 
 class LanguageModelTask(Task):
@@ -136,29 +128,24 @@ class LanguageModelTask(Task):
     def describe(self) -> dict[str, Any]:
         return {**self.data.describe(), "task": "lm", "steps_per_epoch": self.steps_per_epoch}
 
-    def build(self, config: Mapping[str, Any], fixed_point: FixedPoint | None) -> torch.nn.Module:
+    def build(self, config: Mapping[str, Any], fixed_point: FixedPoint | None) -> DeployableModule:
         return build_transformer(config, vocab_size=self.data.vocab_size, seq_len=self.data.seq_len, task="lm",
                                  fixed_point=fixed_point)
 
-    def train(self, model: torch.nn.Module, settings: TrainSettings) -> tuple[float, int]:
+    def train(self, model: DeployableModule, settings: TrainSettings) -> tuple[float, int]:
         result = train_lm(model, self.data, epochs=settings.epochs, steps_per_epoch=self.steps_per_epoch,
                           batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed, patience=settings.patience,
                           weight_decay=settings.weight_decay, threads=settings.threads,
                           hooks=hooks_for(model, settings.epochs))
         return result.val_perplexity, result.epochs_run
 
-    def export(self, model: torch.nn.Module, path: Path, metadata: Mapping[str, Any]) -> Path:
-        return export_transformer(model, path, metadata=metadata, check=False)
+    @property
+    def exporter(self) -> Exporter:
+        d = self.data
+        return TokenExporter(d.seq_len, d.vocab_size, d.eval_windows("train", 256)[0])
 
     def quality(self, onnx_path: Path, split: str) -> float:
         return evaluate_lm(onnx_path, self.data, split)[1]
-
-    def parity(self, model: torch.nn.Module, onnx_path: Path) -> float:
-        return onnx_parity(model, onnx_path)
-
-    def calibration_feeds(self, max_samples: int = 256) -> list[dict[str, np.ndarray]]:
-        tokens = self.data.eval_windows("train", max_samples)[0]
-        return [{TOKENS_INPUT: b} for b in np.array_split(tokens, max(1, len(tokens) // 32))]
 
 
 class SequenceClassificationTask(Task):
@@ -179,28 +166,24 @@ class SequenceClassificationTask(Task):
     def describe(self) -> dict[str, Any]:
         return {**self.data.describe(), "task": "classify"}
 
-    def build(self, config: Mapping[str, Any], fixed_point: FixedPoint | None) -> torch.nn.Module:
+    def build(self, config: Mapping[str, Any], fixed_point: FixedPoint | None) -> DeployableModule:
         return build_transformer(config, vocab_size=self.data.vocab_size, seq_len=self.data.seq_len,
                                  task="classify", n_classes=self.data.n_classes, fixed_point=fixed_point)
 
-    def train(self, model: torch.nn.Module, settings: TrainSettings) -> tuple[float, int]:
+    def train(self, model: DeployableModule, settings: TrainSettings) -> tuple[float, int]:
         result = train_sequence_classifier(model, self.data, epochs=settings.epochs, batch_size=settings.batch_size,
                                            lr=settings.lr, seed=settings.seed, patience=settings.patience,
-                                           weight_decay=settings.weight_decay, threads=settings.threads)
+                                           weight_decay=settings.weight_decay, threads=settings.threads,
+                                           hooks=hooks_for(model, settings.epochs))
         return result.val_accuracy, result.epochs_run
 
-    def export(self, model: torch.nn.Module, path: Path, metadata: Mapping[str, Any]) -> Path:
-        return export_transformer(model, path, metadata=metadata, check=False)
+    @property
+    def exporter(self) -> Exporter:
+        d = self.data
+        return TokenExporter(d.seq_len, d.vocab_size, d.split("train")[0])
 
     def quality(self, onnx_path: Path, split: str) -> float:
         return evaluate_classifier(onnx_path, self.data, split)[1]
-
-    def parity(self, model: torch.nn.Module, onnx_path: Path) -> float:
-        return onnx_parity(model, onnx_path)
-
-    def calibration_feeds(self, max_samples: int = 256) -> list[dict[str, np.ndarray]]:
-        x = self.data.split("train")[0][:max_samples]
-        return [{TOKENS_INPUT: b} for b in np.array_split(x, max(1, len(x) // 32))]
 
 
 TEXT_DATASETS = ("pydoc_topics",)

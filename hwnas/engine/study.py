@@ -1,8 +1,7 @@
-"""Optuna study plumbing: storage, samplers, the search's signature (so a resume cannot mix searches)."""
+"""Optuna study plumbing: storage, the search's signature (so a resume cannot mix searches), which trials count."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 import warnings
 from pathlib import Path
@@ -11,13 +10,8 @@ from typing import Any, Mapping
 import optuna
 import sqlalchemy
 
+from hwnas.engine.records import Status, read_record, read_signature, write_signature
 from hwnas.errors import ConfigError
-
-SAMPLERS = ("nsga2", "nsga3", "tpe", "random", "gp")
-SIGNATURE_ATTR = "hwnas.signature"
-#: The user attribute holding a trial's whole record (status, metrics, accuracies, timings, ...), written
-#: once at the end of the trial. A FAILed trial without it was interrupted (Ctrl-C, kill): not counted as done.
-RESULT = "result"
 
 
 def default_storage(out: Path) -> str:
@@ -59,23 +53,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     return storage
 
 
-def make_sampler(name: str, seed: int, population_size: int) -> optuna.samplers.BaseSampler:
-    """Optuna's sampler by short name. Constraints reach every sampler through ``trial.set_constraint``."""
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size)
-    if name == "nsga3":
-        return optuna.samplers.NSGAIIISampler(seed=seed, population_size=population_size)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "gp":
-        if importlib.util.find_spec("scipy") is None:
-            raise ConfigError("sampler 'gp' needs scipy: pip install scipy")
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=10)
-    raise ConfigError(f"The 'sampler' option must be one of {list(SAMPLERS)}. Got {name!r} instead.")
-
-
 def open_study(
     storage: optuna.storages.BaseStorage,
     name: str,
@@ -91,12 +68,10 @@ def open_study(
     study = optuna.create_study(
         storage=storage, study_name=name, sampler=sampler, directions=directions, load_if_exists=True
     )
-    existing = study.user_attrs.get(SIGNATURE_ATTR)
+    existing = read_signature(study)
     if existing is None:
         study.set_metric_names(metric_names)
-        for key, value in signature.items():
-            study.set_user_attr(key, value)
-        study.set_user_attr(SIGNATURE_ATTR, dict(signature))
+        write_signature(study, signature)
     elif existing != dict(signature):
         differ = sorted(k for k in set(existing) | set(signature) if existing.get(k) != signature.get(k))
         raise ConfigError(
@@ -106,7 +81,8 @@ def open_study(
     return study
 
 
-_STATUS_OF = {optuna.trial.TrialState.COMPLETE: ("ok", "infeasible"), optuna.trial.TrialState.FAIL: ("failed",)}
+_STATUS_OF = {optuna.trial.TrialState.COMPLETE: (Status.OK, Status.INFEASIBLE),
+              optuna.trial.TrialState.FAIL: (Status.FAILED,)}
 _FINISHED = tuple(_STATUS_OF)
 
 
@@ -119,15 +95,20 @@ def evaluated_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     # before Optuna was told its values leaves it RUNNING (later FAIL, through the heartbeat) with an "ok"
     # record; its architecture is evaluated again on resume.
     for t in study.get_trials(deepcopy=False, states=_FINISHED):
-        record = record_of(t)
-        if "reused_from" in record:
-            continue
-        status = record.get("status")
-        if status in _STATUS_OF[t.state]:
+        record = read_record(t)
+        if record is not None and record.reused_from is None and record.status in _STATUS_OF[t.state]:
             out.append(t)
     return out
 
 
-def record_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """The trial's record (``status`` ok / infeasible / invalid / failed, metrics, accuracies, timings)."""
-    return trial.user_attrs.get(RESULT, {})
+def find_study(storage: str, study: str | None) -> optuna.Study:
+    """Load the one study of ``storage`` (or the named one); ConfigError naming what is there otherwise."""
+    store = open_storage(storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+    if study is None:
+        if len(names) != 1:
+            raise ConfigError(f"storage holds studies {names}; choose one with --study")
+        study = names[0]
+    if study not in names:
+        raise ConfigError(f"no study {study!r} in {storage}; studies there: {names}")
+    return optuna.load_study(study_name=study, storage=store)

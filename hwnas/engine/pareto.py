@@ -8,7 +8,7 @@ import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume  # Optuna's exact WFG hypervolume (no public alias yet)
 
-from hwnas.search.study import record_of
+from hwnas.engine.records import Status, arch_key, read_record
 
 
 def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -16,8 +16,9 @@ def pareto_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     seen: set[str] = set()
     out = []
     for t in sorted(study.best_trials, key=lambda t: t.number):
-        key = t.user_attrs.get("arch", {}).get("key", str(t.number))
-        if record_of(t).get("status") != "ok" or key in seen:
+        key = arch_key(t) or str(t.number)
+        record = read_record(t)
+        if record is None or record.status != Status.OK or key in seen:
             continue
         seen.add(key)
         out.append(t)

@@ -9,17 +9,18 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from scipy.stats import kendalltau
 
+from hwnas.engine.artifacts import Artifacts
+from hwnas.engine.outputs import pareto_rows
+from hwnas.engine.records import study_entry
 from hwnas.errors import ProfileError
 from hwnas.profiles import from_dict
 from hwnas.profiles.measure import measuring_profile
-from hwnas.search.report import pareto_rows
 
 
 def _study_profiles(study: optuna.Study) -> list[Any]:
-    defs = study.user_attrs.get("hwnas.profiles") or {}
+    defs = study_entry(study, "hwnas.profiles") or {}
     return [
         from_dict({k: d[k] for k in ("name", "kind", "description", "source", "params") if k in d})
         for d in defs.values()
@@ -29,13 +30,12 @@ def _study_profiles(study: optuna.Study) -> list[Any]:
 def verify_study(study: optuna.Study, artifacts: Path) -> dict[str, Any]:
     """Per profile: for each Pareto point, recorded vs re-measured value, error %, and Kendall tau."""
     rows = pareto_rows(study)
-    store = FileSystemArtifactStore(str(artifacts))
+    store = Artifacts(artifacts)
     report: dict[str, Any] = {"study": study.study_name, "points": len(rows), "profiles": {}}
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for r in rows:
-            files[r["trial"]] = Path(tmp) / f"trial_{r['trial']}.onnx"
-            download_artifact(artifact_store=store, file_path=str(files[r["trial"]]), artifact_id=r["artifact_id"])
+            files[r["trial"]] = store.download(r["artifact_id"], Path(tmp) / f"trial_{r['trial']}.onnx")
         for profile in _study_profiles(study):
             report["profiles"][profile.name] = _verify_profile(profile, rows, files)
     return report

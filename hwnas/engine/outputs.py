@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, download_artifact
 
 from hwnas import __version__
+from hwnas.engine.artifacts import Artifacts
+from hwnas.engine.pareto import pareto_trials
+from hwnas.engine.records import arch_key, artifact_dir, read_arch, read_record, study_entry
 from hwnas.errors import ConfigError
-from hwnas.lowering.export import set_metadata
-from hwnas.search.evaluate import graph_digest
-from hwnas.search.pareto import pareto_trials
-from hwnas.search.study import record_of
+from hwnas.lowering.export import graph_digest, set_metadata
 
 
 def _flat(value: Any) -> Any:
@@ -28,20 +27,20 @@ def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
     rows = []
     metric = quality_metric(study)
     for t in pareto_trials(study):
-        a = record_of(t)
-        arch = dict(t.user_attrs["arch"])
+        record, arch = read_record(t), read_arch(t)
+        assert record is not None and arch is not None
         rows.append({
             "trial": t.number,
-            "arch": {k: v for k, v in arch.items() if k != "key"},
-            "arch_key": arch["key"],
-            f"val_{metric}": a[f"val_{metric}"],
-            f"test_{metric}": a[f"test_{metric}"],
+            "arch": arch.to_dict(),
+            "arch_key": arch_key(t),
+            f"val_{metric}": record.val_score,
+            f"test_{metric}": record.test_score,
             "objectives": dict(zip(study.metric_names or [], t.values)),
-            "metrics": a["metrics"],
-            "model": a.get("model"),
-            "seed": a.get("seed"),
-            "graph_sha256": a.get("graph_sha256"),
-            "artifact_id": a.get("artifact_id"),
+            "metrics": {name: r.to_dict()["metrics"] for name, r in record.costs.items()},
+            "model": dict(record.model) if record.model is not None else None,
+            "seed": record.seed,
+            "graph_sha256": record.graph_sha256,
+            "artifact_id": record.artifact_id,
         })
     return rows
 
@@ -72,10 +71,10 @@ def _csv_row(row: dict[str, Any], metric: str) -> dict[str, Any]:
     return out
 
 
-def write_reports(study: optuna.Study, out: Path, artifacts: Path | None = None) -> list[dict[str, Any]]:
+def write_outputs(study: optuna.Study, out: Path, artifacts: Path | None = None) -> list[dict[str, Any]]:
     """Write ``pareto.json``, ``pareto.csv`` and ``models/trial_NNNNN.onnx`` into ``out``; return the rows."""
     out.mkdir(parents=True, exist_ok=True)
-    artifacts = artifacts or Path(study.user_attrs.get("hwnas.artifacts", out / "artifacts"))
+    store = Artifacts(artifacts or artifact_dir(study) or out / "artifacts")
     rows = pareto_rows(study)
     models = out / "models"
     if models.exists():
@@ -83,16 +82,16 @@ def write_reports(study: optuna.Study, out: Path, artifacts: Path | None = None)
     models.mkdir()
     for row in rows:
         row["file"] = str(Path("models") / f"trial_{row['trial']:05d}.onnx")
-        _export_model(study, row, out / row["file"], artifacts)
+        _export_model(study, row, out / row["file"], store)
     summary = {
         "hwnas_version": __version__,
         "study": study.study_name,
         "objectives": study.metric_names,
         "directions": [d.name.lower() for d in study.directions],
-        "constraints": study.user_attrs.get("hwnas.constraints", []),
-        "dataset": study.user_attrs.get("hwnas.dataset"),
-        "space": study.user_attrs.get("hwnas.space"),
-        "profiles": study.user_attrs.get("hwnas.profiles"),
+        "constraints": study_entry(study, "hwnas.constraints", []),
+        "dataset": study_entry(study, "hwnas.dataset"),
+        "space": study_entry(study, "hwnas.space"),
+        "profiles": study_entry(study, "hwnas.profiles"),
         "n_trials": len(study.trials),
         "pareto": rows,
     }
@@ -108,12 +107,10 @@ def write_reports(study: optuna.Study, out: Path, artifacts: Path | None = None)
     return rows
 
 
-def _export_model(study: optuna.Study, row: dict[str, Any], dest: Path, artifacts: Path) -> None:
+def _export_model(study: optuna.Study, row: dict[str, Any], dest: Path, store: Artifacts) -> None:
     if not row.get("artifact_id"):
         raise ConfigError(f"trial {row['trial']} has no stored ONNX file")
-    if not artifacts.is_dir():
-        raise ConfigError(f"artifact folder {artifacts} not found (pass --artifacts DIR)")
-    download_artifact(artifact_store=FileSystemArtifactStore(str(artifacts)), file_path=str(dest), artifact_id=row["artifact_id"])
+    store.download(row["artifact_id"], dest)
     if row.get("graph_sha256") and graph_digest(dest) != row["graph_sha256"]:
         raise ConfigError(f"stored ONNX of trial {row['trial']} does not match the profiled graph")
     set_metadata(dest, {

@@ -1,0 +1,110 @@
+"""The Python API behind the CLI: ``hwnas.search(...)``, ``hwnas.export(...)``, ``hwnas.verify(...)``.
+
+A thin facade: a :class:`~hwnas.config.SearchConfig` is resolved by the engine
+(:func:`~hwnas.engine.setup.resolve`), the chosen strategy (:mod:`hwnas.strategies`) runs in an open
+:class:`~hwnas.engine.session.SearchSession`, and the engine writes the Pareto outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import optuna
+
+from hwnas.config import SearchConfig
+from hwnas.engine.outputs import write_outputs
+from hwnas.engine.records import artifact_dir, study_entry
+from hwnas.engine.stop import StopToken
+from hwnas.engine.session import open_session
+from hwnas.engine.setup import resolve
+from hwnas.engine.study import default_storage, evaluated_trials, find_study
+from hwnas.errors import ConfigError
+from hwnas.strategies import get_strategy
+
+
+@dataclass
+class SearchResult:
+    study: optuna.Study
+    out: Path
+    pareto: list[dict[str, Any]]
+    artifacts: Path
+    #: True when the search stopped early on request (Ctrl-C / SIGTERM / a StopToken); re-run to continue.
+    stopped: bool = False
+    #: True when it stopped because the sampler kept proposing invalid or already-evaluated architectures.
+    exhausted: bool = False
+
+    @property
+    def n_trials(self) -> int:
+        return len(self.study.trials)
+
+
+def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("cpu-ort",), *,
+           config: SearchConfig | None = None, stop: StopToken | None = None, **options: Any) -> SearchResult:
+    """Run (or resume) a hardware-aware search; write ``pareto.json``, ``pareto.csv`` and ``models/`` to ``out``.
+
+    Give a :class:`~hwnas.config.SearchConfig` as ``config``, or its fields as arguments (``space``,
+    ``dataset``, ``profiles``, ``trials=``, ``sampler=``, ``out=``, ``strategy=``, ``strategy_options=`` …).
+    ``trials`` counts evaluated architectures: proposals that break a space constraint and re-proposed
+    architectures (whose results are reused) are recorded but do not use up the budget. Re-running with the
+    same ``out``/``study`` resumes until the study holds ``trials`` evaluated architectures. ``stop`` ends the
+    search after the current trial once it is set (the CLI sets it on Ctrl-C / SIGTERM)."""
+    if config is None:
+        config = SearchConfig(space=space, dataset=dataset,
+                              profiles=profiles if not isinstance(profiles, str) else (profiles,), **options)
+    elif space is not None or options:
+        raise ConfigError("give either config= or the search's options, not both")
+    stop = stop or StopToken()
+    setup = resolve(config)
+    strategy = get_strategy(config.strategy)(setup, config.strategy_options)  # validates before any training
+    session = open_session(setup, stop=stop, study_suffix=strategy.study_suffix, signature=strategy.signature())
+    try:
+        complete = strategy.run(session)
+    finally:
+        session.progress.close()
+    rows = write_outputs(session.study, session.out, session.artifacts.folder)
+    stopped = stop.stopped and len(evaluated_trials(session.study)) < config.trials
+    return SearchResult(session.study, session.out, rows, session.artifacts.folder, stopped=stopped,
+                        exhausted=not complete)
+
+
+def open_existing_study(out: str | Path, *, storage: str | None = None, study: str | None = None,
+                        artifacts: str | Path | None = None) -> tuple[optuna.Study, Path]:
+    """Load a finished or running study and the folder of its stored ONNX files."""
+    out = Path(out)
+    if storage is None and not (out / "study.db").is_file():
+        raise ConfigError(f"no study.db in {out}; pass --storage URL")
+    st = find_study(storage or default_storage(out), study)
+    folder = Path(artifacts) if artifacts else (artifact_dir(st) or out / "artifacts")
+    return st, folder
+
+
+def export(out: str | Path, *, storage: str | None = None, study: str | None = None,
+           artifacts: str | Path | None = None, format: str = "onnx",
+           tvm_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Re-export ``pareto.json``, ``pareto.csv`` and ``models/*.onnx`` of a study into ``out``.
+
+    ``format="tvm"`` also compiles each model with TVM (:func:`hwnas.lowering.tvm_export.export_tvm`, which
+    takes ``tvm_options``: ``target``, ``batch_size``, ``database``, ``cc``)."""
+    from hwnas.validation import check_choice
+
+    check_choice(format, "--format", ("onnx", "tvm"))
+    st, folder = open_existing_study(out, storage=storage, study=study, artifacts=artifacts)
+    rows = write_outputs(st, Path(out), folder)
+    if format == "tvm":
+        from hwnas.lowering.tvm_export import export_tvm, study_target
+
+        options = dict(tvm_options or {})
+        options["target"] = options.get("target") or study_target(study_entry(st, "hwnas.profiles"))
+        rows = export_tvm(rows, Path(out), **options)
+    return rows
+
+
+def verify(out: str | Path, *, storage: str | None = None, study: str | None = None,
+           artifacts: str | Path | None = None) -> dict[str, Any]:
+    """Re-measure a study's Pareto models on every profile that can measure here (``hwnas verify``)."""
+    from hwnas.engine.verify import verify_study
+
+    st, folder = open_existing_study(out, storage=storage, study=study, artifacts=artifacts)
+    return verify_study(st, folder)

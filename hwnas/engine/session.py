@@ -1,0 +1,89 @@
+"""An open search: the study, the evaluator, the artifact store, the progress bar and the stop token a
+strategy runs with. The seam between the engine and the strategies: a strategy uses this object's methods
+and the public methods of the evaluator and runner it hands out, nothing else of the engine."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import optuna
+
+from hwnas.engine.artifacts import Artifacts
+from hwnas.engine.evaluator import Evaluator, Weights
+from hwnas.engine.progress import Progress
+from hwnas.engine.records import artifact_dir, set_artifact_dir
+from hwnas.engine.runner import TrialRunner, evaluate_architecture, run_trials
+from hwnas.engine.stop import StopToken
+from hwnas.engine.samplers import make_sampler
+from hwnas.engine.setup import SearchSetup
+from hwnas.engine.study import default_storage, evaluated_trials, open_storage, open_study
+from hwnas.space import SearchSpace
+
+
+@dataclass
+class SearchSession:
+    """See the module docstring. ``trials`` is the study's budget of evaluated architectures."""
+
+    setup: SearchSetup
+    study: optuna.Study
+    evaluator: Evaluator
+    artifacts: Artifacts
+    progress: Progress
+    stop: StopToken
+    out: Path
+
+    @property
+    def trials(self) -> int:
+        return self.setup.config.trials
+
+    def evaluated(self) -> int:
+        """Architectures the study holds evaluated (what ``--trials`` counts)."""
+        return len(evaluated_trials(self.study))
+
+    def runner(self, *, space: SearchSpace | None = None, weights: Weights | None = None,
+               tag: Mapping[str, Any] | None = None) -> TrialRunner:
+        """A trial runner over ``space`` (default: the search's), with candidates' weights from ``weights``
+        (default: trained from scratch), its trials tagged ``tag``."""
+        return TrialRunner(space or self.setup.space, self.evaluator, self.setup.objectives, self.artifacts,
+                           weights=weights, tag=tag)
+
+    def run_trials(self, runner: TrialRunner) -> bool:
+        """Propose and evaluate until the budget is met or the stop token is set; False when the sampler
+        kept proposing nothing new (the space may be exhausted)."""
+        if self.evaluated() >= self.trials:
+            return True
+        return run_trials(self.study, runner, self.trials, self.progress, self.stop)
+
+    def evaluate_architecture(self, runner: TrialRunner, params: Mapping[str, Any]) -> optuna.trial.FrozenTrial:
+        """Evaluate one given architecture (Optuna parameters of ``runner``'s space) as a new trial."""
+        return evaluate_architecture(self.study, runner, params, self.progress)
+
+
+def open_session(setup: SearchSetup, *, stop: StopToken, study_suffix: str = "",
+                 signature: Mapping[str, Any] | None = None) -> SearchSession:
+    """Create or resume the study of ``setup`` (its signature plus a strategy's ``signature``) in the output
+    folder, with the evaluator, artifact store and progress bar of the search."""
+    config = setup.config
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    for p in setup.profiles.values():
+        p.bind(out)
+    name = config.study or f"{setup.space.name}-{setup.task.name}{study_suffix}"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are reported by the progress bar
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    sampler = make_sampler(config.sampler, config.seed, config.population_size)
+    study = open_study(open_storage(config.storage or default_storage(out)), name, sampler, setup.metric_names,
+                       {**setup.signature(), **(signature or {})}, setup.task.direction)
+    folder = artifact_dir(study)
+    if folder is None:
+        folder = out / "artifacts"
+        set_artifact_dir(study, folder)
+    evaluator = Evaluator(setup.task, list(setup.profiles.values()), setup.constraints, epochs=setup.epochs,
+                          seed=config.seed, workdir=out / "work", space_name=setup.space.name,
+                          train_threads=config.train_threads)
+    progress = Progress(config.trials, min(len(evaluated_trials(study)), config.trials), config.progress)
+    progress.announce(setup.task.metric, setup.task.direction, setup.objectives, list(setup.profiles.values()))
+    return SearchSession(setup, study, evaluator, Artifacts(folder), progress, stop, out)
