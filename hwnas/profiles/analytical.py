@@ -1,6 +1,6 @@
 """The ``analytical`` profile kind: latency predicted by a per-operator roofline model of the lowered ONNX graph.
 
-For every operator that runs (:func:`hwnas.lowering.op_costs.graph_costs`; see ``fusion``)::
+For every operator that runs (:func:`hwnas.graph.graph_costs`; see ``fusion``)::
 
     t_op      = op_overhead[op] + max(t_compute, t_memory)      (fused epilogue ops: t_compute only)
     t_compute = flops / (peak[dtype] · eff)                      (÷ sparse speed-up where the hardware has one)
@@ -42,8 +42,7 @@ import numpy as np
 import onnx
 
 from hwnas.errors import ProfileError
-from hwnas.lowering.op_costs import (COPY_OPS, DTYPES, LAYOUT_OPS, OpCost, graph_costs,
-                                     optimize_with_onnxruntime)
+from hwnas.graph import COPY_OPS, DTYPES, LAYOUT_OPS, OpCost, graph_costs, optimize_with_onnxruntime
 from hwnas.profiles.base import Metric, Profile, ProfileResult
 from hwnas.profiles.onnxruntime import host_mismatch
 from hwnas.profiles.registry import register_kind

@@ -2,7 +2,7 @@
 
 The graph is first put in the form ONNX Runtime runs it (:func:`kernel_ops`: its ``extended`` graph
 optimizations — MatMul+Add → Gemm, Gemm+activation → FusedGemm, QDQ → QGemm/QLinearMatMul — then
-:func:`hwnas.lowering.op_costs.graph_costs`), so that one op is one kernel. Every kernel falls into a class
+:func:`hwnas.graph.graph_costs`), so that one op is one kernel. Every kernel falls into a class
 (:data:`CLASSES`) whose features (:data:`FEATURES`: count, MACs, bytes, elements) are non-negative.
 
 Two model families (both linear with non-negative coefficients, so a bigger graph never predicts faster):
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hwnas.errors import ProfileError
-from hwnas.lowering.op_costs import COPY_OPS, LAYOUT_OPS, OpCost
+from hwnas.graph import COPY_OPS, LAYOUT_OPS, OpCost, graph_costs, optimize_with_onnxruntime
 from hwnas.profiles.base import Metric, Profile, ProfileResult
 from hwnas.profiles.onnxruntime import file_digest, host_mismatch
 from hwnas.profiles.registry import register_kind
@@ -55,8 +55,6 @@ GEMV_ROWS = 4
 
 def kernel_ops(model: Any, batch_size: int) -> list[OpCost]:
     """The kernels ONNX Runtime runs for ``model`` (path or ModelProto) at ``batch_size``, with their costs."""
-    from hwnas.lowering.op_costs import graph_costs, optimize_with_onnxruntime
-
     return graph_costs(optimize_with_onnxruntime(model, "extended"), batch_size, qdq_int8=False)
 
 
@@ -213,8 +211,8 @@ class PredictorProfile(Profile):
         batch = self.params["batch_size"]
         try:
             ops = kernel_ops(onnx_path, batch)
-        except ProfileError as exc:
-            raise ProfileError(f"profile '{self.name}': {onnx_path}: {exc}") from None
+        except ProfileError as exc:  # reading the file names it
+            raise ProfileError(f"profile '{self.name}': {exc}") from None
         value = model.predict_features(graph_features(ops))
         details: dict[str, Any] = {
             "model": model.describe(), "model_file": self.params["model_file"],

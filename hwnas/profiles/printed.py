@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 
 from hwnas.errors import ProfileError
-from hwnas.lowering.onnx_graph import LinearLayer, io_sizes, linear_layers
+from hwnas.graph import Graph, LinearLayer, io_sizes, linear_layers
 from hwnas.profiles.base import FixedPoint, Metric, Profile, ProfileResult
 from hwnas.profiles.registry import register_kind
 
@@ -249,7 +249,7 @@ def estimate_circuit(
     """Area, power and delay of the bespoke circuit of an MLP given its weight matrices.
 
     ``layers``: in order, ``[fan_in, fan_out]`` (or grouped ``[g, in/g, out/g]``) float arrays (hidden layers
-    then get a ReLU, no bias) or :class:`~hwnas.lowering.onnx_graph.LinearLayer` objects. ``weight_bits``: one
+    then get a ReLU, no bias) or :class:`~hwnas.graph.LinearLayer` objects. ``weight_bits``: one
     for all layers or one per layer. With ``quantized=True`` the arrays already hold the integers.
     """
     tech = tech or EgfetTech()
@@ -332,25 +332,22 @@ class PrintedProfile(Profile):
         return EgfetTech(**{f.name: float(self.params[f.name]) for f in fields(EgfetTech)})
 
     def profile(self, onnx_path: Path) -> ProfileResult:
+        graph = Graph(onnx_path)
         try:
-            model = onnx.load(str(onnx_path))
-        except Exception as exc:  # onnx raises several types for unreadable files
-            raise ProfileError(f"{onnx_path}: cannot read ONNX file: {exc}") from None
-        try:
-            layers = linear_layers(model)
+            layers = linear_layers(graph)
         except ProfileError as exc:
             raise ProfileError(f"{onnx_path}: {exc}") from None
         if not layers:
             raise ProfileError(f"{onnx_path}: no linear layer (Gemm/MatMul with a constant weight) to cost")
         bits, input_bits, from_meta = _metadata_bits(
-            model, len(layers), int(self.params["weight_bits"]), int(self.params["input_bits"]))
+            graph.model, len(layers), int(self.params["weight_bits"]), int(self.params["input_bits"]))
         act_bits = self.params["act_bits"]
         try:
             cost = estimate_circuit(layers, bits, input_bits, tech=self.tech(),
                                     act_bits=int(act_bits) if act_bits is not None else None)
         except ValueError as exc:
             raise ProfileError(f"{onnx_path}: {exc}") from None
-        features, classes = io_sizes(model)
+        features, classes = io_sizes(graph)
         details = {
             "model": MODEL_NAME,
             "validation_error": VALIDATION_ERROR,

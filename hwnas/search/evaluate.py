@@ -17,7 +17,7 @@ import onnx
 from hwnas import __version__
 from hwnas.errors import CandidateError, ConfigError, ProfileError
 from hwnas.lowering.export import set_metadata
-from hwnas.lowering.op_costs import graph_costs, totals
+from hwnas.graph import graph_costs, totals
 from hwnas.lowering.precision import CONVERTED, deploy, describe_weights, verify
 from hwnas.models.ffn import model_summary
 from hwnas.profiles import FixedPoint, Profile, ProfileResult
