@@ -5,7 +5,7 @@
 * :class:`Graph` — one shape-inferred graph at a batch size: producers, consumers, initializers, constant
   folding, static shapes and types, walks;
 * the per-operator cost view — :func:`graph_costs` (one :class:`OpCost` per node: MACs, FLOPs, bytes, dtype,
-  sparsity), :func:`totals`, :func:`optimize_with_onnxruntime`
+  sparsity; ``known = False`` for ops it has no rule for), :func:`totals`, :func:`optimize_with_onnxruntime`
   (the graph ONNX Runtime runs) — read by the ``analytical`` and ``predictor`` profiles and model summaries;
 * the linear-layer view — :func:`linear_layers` (:class:`LinearLayer`: constant weight, bias, activation) and
   :func:`io_sizes` — read by the ``printed`` profile.

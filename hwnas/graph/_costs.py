@@ -6,11 +6,13 @@ Conventions:
 * MatMul-like ops (``MatMul``, ``Gemm``, ``FusedMatMul``, ``FusedGemm``, ``QLinearMatMul``, ``QGemm``,
   ``MatMulInteger(ToFloat)``, ``DynamicQuantizeMatMul``, ``MatMulNBits``): ``macs = batch·m·k·n``,
   ``flops = 2·macs`` (+ one per output element for a bias, + the activation of a fused epilogue);
-* everything else is elementwise-like: ``flops = FLOPS_PER_ELEMENT[op] × elements`` (1 when unknown, with a
-  note); layout ops (Reshape,
+* everything else is elementwise-like: ``flops = FLOPS_PER_ELEMENT[op] × elements``; layout ops (Reshape,
   Squeeze, ...) move no data, Transpose/Concat/Gather copy it; ``dims["run"]`` of a broadcasting op or a Q/DQ
   is the number of contiguous elements that share one operand pattern / one scale (``x[256, 11] - mean[11]``:
   11; a per-channel DequantizeLinear along the last axis: 1);
+* an op with no rule here (not MatMul-like, not in ``FLOPS_PER_ELEMENT``, ``LAYOUT_OPS`` or ``COPY_OPS``:
+  Conv, pooling, ...) has ``known = False`` and is costed as a generic elementwise op (1 FLOP per output
+  element): a lower bound that profiles refuse unless told to approximate (``unknown_ops``);
 * an operand produced by ``DequantizeLinear`` is read in its quantized type (the runtime reads int8, not the
   dequantized floats), and a MatMul/Gemm whose weight comes from a DequantizeLinear of an int8 (int4) tensor is
   int8 (int4) compute; ``MatMulNBits`` is int4 weight-only; float16/bfloat16 tensors give fp16/bf16;
@@ -44,7 +46,8 @@ DTYPES = ("fp32", "fp16", "bf16", "int8", "int4")
 
 _INT8_OPS = {"QLinearMatMul", "QGemm", "MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
 
-#: FLOPs per output element of elementwise-like ops (rough operation counts of the usual implementations).
+#: FLOPs per output element of elementwise-like ops (rough operation counts of the usual implementations; the
+#: routing ops of a mixture of experts — TopK, NonZero, ScatterElements — 1, as the profiles were calibrated).
 FLOPS_PER_ELEMENT: dict[str, float] = {
     "Add": 1, "Sub": 1, "Mul": 1, "Div": 1, "Neg": 1, "Abs": 1, "Max": 1, "Min": 1, "Relu": 1, "Round": 1,
     "Floor": 1, "Ceil": 1, "Sqrt": 1, "Reciprocal": 1, "Pow": 4, "Clip": 2, "LeakyRelu": 2, "PRelu": 2,
@@ -55,6 +58,7 @@ FLOPS_PER_ELEMENT: dict[str, float] = {
     "SimplifiedLayerNormalization": 6, "RMSNormalization": 6, "BatchNormalization": 2, "InstanceNormalization": 8,
     "ReduceMean": 1, "ReduceSum": 1, "ReduceMax": 1, "ArgMax": 1,
     "QuantizeLinear": 4, "DequantizeLinear": 2, "DynamicQuantizeLinear": 6, "BiasAdd": 1,
+    "TopK": 1, "NonZero": 1, "ScatterElements": 1,
 }
 #: Ops that copy data without arithmetic.
 COPY_OPS = {"Transpose", "Concat", "Split", "Slice", "Gather", "Expand", "Tile", "Pad", "Pack", "Shape", "Size",
@@ -73,7 +77,8 @@ class OpCost:
 
     The first eleven fields are the shared interface; ``inputs``/``outputs`` (tensor names), ``constant``
     (every input is a constant: the node can be folded when the model is loaded), ``shape_op`` (it only
-    computes a shape: small integer outputs) and ``notes`` are extras.
+    computes a shape: small integer outputs), ``notes`` and ``known`` (False: no cost rule for this op type,
+    costed as a generic elementwise op) are extras.
     """
 
     name: str
@@ -92,6 +97,7 @@ class OpCost:
     constant: bool = False
     shape_op: bool = False
     notes: str = ""
+    known: bool = True
 
     @property
     def is_matmul(self) -> bool:
@@ -253,6 +259,7 @@ def _elementwise_cost(g: Graph, node: onnx.NodeProto, name: str) -> OpCost:
     outs = [o for o in node.output if o]
     elements = sum(g.elements(o) for o in outs)
     notes = ""
+    known = True
     if op in LAYOUT_OPS:
         flops, read, written = 0.0, 0.0, 0.0
     elif op in COPY_OPS:
@@ -262,7 +269,7 @@ def _elementwise_cost(g: Graph, node: onnx.NodeProto, name: str) -> OpCost:
     else:
         per = FLOPS_PER_ELEMENT.get(op)
         if per is None:
-            per = 1.0
+            per, known = 1.0, False
             notes = f"unknown op type {op}: costed as a generic elementwise op"
             log.info("graph costs: %s '%s': %s", op, name, notes)
         if op in _REDUCING_OPS:
@@ -282,7 +289,7 @@ def _elementwise_cost(g: Graph, node: onnx.NodeProto, name: str) -> OpCost:
     return OpCost(
         name, op, 0.0, float(flops), float(read), float(written), float(weight_bytes), dtype, 0.0, False,
         dims, tuple(node.input), tuple(node.output),
-        all(i in g.constants for i in node.input if i), shape_op, notes,
+        all(i in g.constants for i in node.input if i), shape_op, notes, known,
     )
 
 

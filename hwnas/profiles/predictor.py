@@ -12,6 +12,9 @@ Two model families (both linear with non-negative coefficients, so a bigger grap
   latency of the target device (plus a per-inference intercept);
 * ``graph``: the class features summed over the graph, regressed directly on the measured latency.
 
+A kernel the cost view has no rule for (``OpCost.known`` false: Conv, pooling, ...) is refused unless
+``unknown_ops: approximate`` (then it counts as an elementwise kernel and is listed in the metric's details).
+
 Calibration keeps the family with the lower cross-validated error (``graph`` when end-to-end samples are
 plentiful; ``kernel`` generalises better from few, as its per-kernel shapes come from thousands of kernels).
 
@@ -172,7 +175,7 @@ class PredictorProfile(Profile):
     metrics = {"latency_ms": "ms"}
     primary_metric = "latency_ms"
     provenance = "predicted"
-    defaults = {"model_file": None, "batch_size": 1, "measured_on": ""}
+    defaults = {"model_file": None, "batch_size": 1, "measured_on": "", "unknown_ops": "refuse"}
     _cache: dict[tuple[str, str], ProfileResult] = {}
 
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -213,6 +216,8 @@ class PredictorProfile(Profile):
             ops = kernel_ops(onnx_path, batch)
         except ProfileError as exc:  # reading the file names it
             raise ProfileError(f"profile '{self.name}': {exc}") from None
+        approximated = self.approximated_ops(onnx_path, (op.op_type for op in ops if not op.known),
+                                             "as elementwise kernels")
         value = model.predict_features(graph_features(ops))
         details: dict[str, Any] = {
             "model": model.describe(), "model_file": self.params["model_file"],
@@ -227,4 +232,6 @@ class PredictorProfile(Profile):
         unseen = sorted({kernel_class(op) for op in ops} - set(seen)) if seen is not None else []
         if unseen:
             details["unseen_kernel_classes"] = unseen  # costed at zero: calibrate with models that have them
+        if approximated:
+            details["approximated_ops"] = approximated
         return Metric("latency_ms", float(value), "ms", "predicted", details)

@@ -20,6 +20,10 @@ In a bespoke printed MLP every weight is a hard-wired constant. The model (``egf
 * area = FA bits x ``fa_area_mm2`` + ReLU + comparators; power = area x ``power_mw_per_cm2`` (leakage-dominated);
   delay = sum over layers of ``stage_delay_ms`` x (shift-add levels + tree levels + accumulator width, the
   ripple of the carries) + ReLU + ``ceil(log2 classes)`` comparator levels.
+
+The model understands MLP-style graphs only (:data:`MLP_OPS`, what hwnas's MLPs and ordinary exported MLP
+classifiers hold); any other operator is refused, unless ``unknown_ops: approximate``, which prices it as free
+wiring (it adds no circuit) and lists it in ``details["approximated_ops"]``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import numpy as np
 import onnx
 
 from hwnas.errors import ProfileError
-from hwnas.graph import Graph, LinearLayer, io_sizes, linear_layers
+from hwnas.graph import ACTIVATION_OPS, LAYOUT_OPS, Graph, LinearLayer, io_sizes, linear_layers
 from hwnas.profiles.base import FixedPoint, Metric, Profile, ProfileResult
 from hwnas.profiles.registry import register_kind
 
@@ -48,6 +52,16 @@ VALIDATION_ERROR = (
     "1.55-2.02x, i.e. it overestimates; delay is not validated against a published design (predicted "
     "100-130 ms, inside the 30-200 ms reported for printed MLPs); see docs/printed_model.md"
 )
+
+#: The operators of an MLP-style graph, which the circuit model prices: linear layers and their bias; input
+#: scaling and the fixed-point input grid ((x - mean) / std, round, clip); activations (priced as a ReLU);
+#: Q/DQ round trips (int8 QDQ graphs); layout ops and the shape arithmetic of a dynamic-batch reshape;
+#: argmax-style outputs.
+MLP_OPS = frozenset({
+    "MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "Round", "Clip", *ACTIVATION_OPS,
+    "QuantizeLinear", "DequantizeLinear", *LAYOUT_OPS, "Transpose", "Cast",
+    "Shape", "Gather", "Unsqueeze", "Concat", "Slice", "Constant", "ArgMax",
+})
 
 
 @dataclass(frozen=True)
@@ -322,6 +336,7 @@ class PrintedProfile(Profile):
         "weight_bits": 8,
         "input_bits": 4,
         "act_bits": None,
+        "unknown_ops": "refuse",
         **{f.name: f.default for f in fields(EgfetTech)},
     }
 
@@ -334,9 +349,11 @@ class PrintedProfile(Profile):
     def profile(self, onnx_path: Path) -> ProfileResult:
         graph = Graph(onnx_path)
         try:
-            layers = linear_layers(graph)
+            layers = linear_layers(graph)  # first: it refuses what no setting can price (Conv, constant-less MatMul)
         except ProfileError as exc:
             raise ProfileError(f"{onnx_path}: {exc}") from None
+        approximated = self.approximated_ops(onnx_path, (n.op_type for n in graph.nodes if n.op_type not in MLP_OPS),
+                                             "as free wiring: they add no circuit")
         if not layers:
             raise ProfileError(f"{onnx_path}: no linear layer (Gemm/MatMul with a constant weight) to cost")
         bits, input_bits, from_meta = _metadata_bits(
@@ -363,6 +380,8 @@ class PrintedProfile(Profile):
             "layers": [asdict(c) for c in cost.layers],
             "notes": cost.notes,
         }
+        if approximated:
+            details["approximated_ops"] = approximated
         values = {"area_cm2": cost.area_cm2, "power_mw": cost.power_mw, "delay_ms": cost.delay_ms}
         return ProfileResult(self.name, {
             name: Metric(name, float(values[name]), unit, "predicted", details) for name, unit in self.metrics.items()
