@@ -25,7 +25,7 @@ timed inferences per round; the median over all rounds' runs and its IQR are rep
 dense fp32 baseline is also taken per round (paired in time) to show its spread.
 
 Predicted: every analytical profile (``hwnas profiles list``) with ``{"batch_size": b}`` on the same files.
-MACs: ``hwnas.lowering.op_costs.graph_costs`` of the lowered graph; for MoE op_costs prices each expert at its
+MACs: ``hwnas.graph.graph_costs`` of the lowered graph; for MoE it prices each expert at its
 expected routed rows (balanced top-k routing, N·k/E rows; weights read with the probability that any row is
 routed there), so the graph's MACs are the active ones; the dense-equivalent count (every expert on every row)
 comes from ``MixtureOfExperts.costs``.
@@ -217,7 +217,7 @@ def predict(path: Path, profiles: Sequence[str], batches: Sequence[int]) -> dict
 
 
 def graph_macs(path: Path, batch: int = 1) -> dict[str, float]:
-    from hwnas.lowering.op_costs import graph_costs, totals
+    from hwnas.graph import graph_costs, totals
 
     t = totals(graph_costs(path, batch))
     return {"macs": t["macs"], "weight_bytes": t["weight_bytes"], "ops": t["ops"]}
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
         base_path = files.get(f"{s}/fp32")
         g = graph_macs(base_path or next(p for k, p in files.items() if k.startswith(s + "/")))
         rec["graph_macs_per_row"] = g["macs"]
-        # op_costs prices MoE experts at their expected routed rows: the graph's MACs are the active ones
+        # graph_costs prices MoE experts at their expected routed rows: the graph's MACs are the active ones
         rec["dense_equivalent_macs_per_row"] = (g["macs"] - rec["moe"]["active_macs_per_row"]
                                                 + rec["moe"]["dense_equivalent_macs_per_row"]) if moe else g["macs"]
         if base_path:
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
             "Measured: cpu-ort session settings (1 thread, optimization all) and inputs; rounds in random order; "
             "median and IQR over all rounds' runs; ratio = median / dense-fp32 median at the same batch; "
             "round_min/max = spread of the per-round (paired) ratios.",
-            "graph_macs_per_row: op_costs of the lowered graph at batch 1; for MoE op_costs prices each expert at "
+            "graph_macs_per_row: graph_costs of the lowered graph at batch 1; for MoE graph_costs prices each expert at "
             "its expected routed rows (balanced top-k: N*k/E), i.e. the active MACs; "
             "dense_equivalent_macs_per_row (every expert on every row) uses MixtureOfExperts.costs.",
             "Predicted ratios are to the same profile's dense-fp32 prediction at the same batch.",
@@ -401,7 +401,7 @@ def report(args: argparse.Namespace, structures: Mapping[str, Any], variants: Ma
                      "-" if not moe else "/".join(map(str, moe["rows_per_expert_at_batch_256"]))])
     lines.append(table(["structure", "shape", "FFN params M", "graph MACs/row M", "dense-equiv MACs/row M",
                         "MoE rows per expert (top-k slots, batch 256)"], rows, "llrrrl"))
-    lines.append("graph MACs = op_costs of the lowered graph, what the analytical profiles price (for MoE: router + "
+    lines.append("graph MACs = graph_costs of the lowered graph, what the analytical profiles price (for MoE: router + "
                  "each expert at its expected routed rows N·k/E = the active MACs); dense-equivalent = every expert "
                  "on every row (MixtureOfExperts.costs).")
     lines.append("")

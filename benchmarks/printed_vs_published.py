@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.lowering.onnx_graph import LinearLayer
+from hwnas.graph import LinearLayer
 from hwnas.profiles.printed import MODEL_NAME, CircuitCost, EgfetTech, estimate_circuit
 
 #: name: (topology, published area cm^2, published power mW) — 8-bit weights, 4-bit inputs, exact designs.

@@ -301,7 +301,7 @@ def published_checks() -> list[dict[str, Any]]:
     from onnx import TensorProto, helper
 
     import hwnas.profiles.analytical as an
-    from hwnas.lowering.op_costs import graph_costs
+    from hwnas.graph import graph_costs
     from hwnas.profiles import get as get_profile
 
     h100 = "github.com/waynehacking8/blackwell-tensorcore-kernels results/bench_sm90a.csv (cuBLAS, H100 80GB HBM3)"
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     env = environment()
     print(header(env))
     import hwnas.profiles.analytical as an
-    from hwnas.lowering.op_costs import graph_costs
+    from hwnas.graph import graph_costs
     from hwnas.profiles import get as get_profile
 
     base = get_profile(PROFILE).params

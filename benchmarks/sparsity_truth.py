@@ -84,8 +84,8 @@ def masker(kind: str, sparsity: float) -> Callable[[Any], None] | None:
 
 
 def ffn_weight_stats(path: Path) -> dict[str, Any]:
-    """Zero fraction and 2:4 flag of each MatMul weight, as op_costs (and so every analytical profile) sees it."""
-    from hwnas.lowering.op_costs import graph_costs
+    """Zero fraction and 2:4 flag of each MatMul weight, as graph_costs (and so every analytical profile) sees it."""
+    from hwnas.graph import graph_costs
 
     mm = [c for c in graph_costs(path, 1) if c.macs > 0]
     return {"matmuls": [{"op": c.op_type, "dtype": c.dtype, "k": c.dims.get("k"), "n": c.dims.get("n"),
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
             "before bake, where GradualPruner.finalize leaves a trained model; then export -> deploy -> verify.",
             "Ratios are to the dense model of the same precision at the same batch (measured: ratio of medians; "
             "round_min/max: per-round paired ratios); ratio_to_dense_fp32 also given.",
-            "graph.matmuls: zero fraction and 2:4 flag per MatMul as op_costs sees them (what the analytical "
+            "graph.matmuls: zero fraction and 2:4 flag per MatMul as graph_costs sees them (what the analytical "
             "profiles price).",
             "Printed: untrained weights per seed, 8-bit weights / 4-bit inputs (printed-egfet deployment); "
             "medians over seeds; ratios per seed to the dense model of the same seed.",
@@ -277,7 +277,7 @@ def report(args: argparse.Namespace, variants: Mapping[str, Any], printed: Mappi
         for name in SHOWN:
             heads += [f"{SHORT[name]} ms", "ratio"]
         lines.append(table(heads, rows, "ll" + "r" * (len(heads) - 2)))
-    lines.append("zeros = exact zeros in the two hidden weights; 2:4 ops = MatMuls op_costs flags as 2:4 sparse / all "
+    lines.append("zeros = exact zeros in the two hidden weights; 2:4 ops = MatMuls graph_costs flags as 2:4 sparse / all "
                  "MatMuls (incl. the dense output layer)")
     lines.append("")
     lines.append(f"Printed ({printed['topology']}, {printed['weight_bits']}-bit weights, {printed['input_bits']}-bit "

@@ -217,6 +217,10 @@ def _profile_run(args: argparse.Namespace) -> int:
     else:
         for m in result.metrics.values():
             print(f"{profile.name}.{m.name} = {m.value:.6g} {m.unit} ({m.provenance})")
+        approximated = sorted({op for m in result.metrics.values() for op in m.details.get("approximated_ops", [])})
+        if approximated:
+            print(f"note: {profile.name} has no cost rule for {', '.join(approximated)}: priced approximately "
+                  "(unknown_ops=approximate)")
     return 0
 
 

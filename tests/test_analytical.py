@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import hwnas.profiles.analytical as an
 from hwnas.errors import ProfileError
-from hwnas.lowering.op_costs import graph_costs
+from hwnas.graph import graph_costs
 from hwnas.profiles import get as get_profile
 
 BUILTIN = ["cpu-host-model", "gpu-h100", "gpu-a100", "gpu-t4", "gpu-rtx4090", "mobile-cortex-a76", "mobile-cortex-a72"]

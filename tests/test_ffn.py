@@ -166,7 +166,7 @@ def test_moe_trains_router_and_costs() -> None:
 @pytest.mark.parametrize("top_k", [1, 2])
 def test_op_costs_price_moe_experts_at_their_expected_routed_rows(top_k: int, tmp_path: Path) -> None:
     """The graph's MACs are the active cost (router + top_k experts per row), not every expert on every row."""
-    from hwnas.lowering.op_costs import graph_costs, totals
+    from hwnas.graph import graph_costs, totals
 
     torch.manual_seed(5)
     moe = MixtureOfExperts(D_IN, D_OUT, hidden=16, experts=4, top_k=top_k)
@@ -186,7 +186,7 @@ def test_op_costs_price_moe_experts_at_their_expected_routed_rows(top_k: int, tm
 
 def test_nonzero_outside_a_routing_pattern_keeps_every_row(tmp_path: Path) -> None:
     """A NonZero that is no top-k routing mask is costed at its upper bound (every element selected)."""
-    from hwnas.lowering.op_costs import graph_costs, totals
+    from hwnas.graph import graph_costs, totals
 
     class Select(nn.Module):
         def __init__(self) -> None:

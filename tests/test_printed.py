@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from hwnas.errors import ProfileError
-from hwnas.lowering.onnx_graph import LinearLayer, io_sizes, linear_layers
+from hwnas.graph import LinearLayer, io_sizes, linear_layers
 from hwnas.profiles.printed import (
     PrintedProfile,
     csd_digits,

@@ -241,7 +241,7 @@ class Evaluator:
 
 def summarize(model: DeployableModule, path: Path) -> dict[str, Any]:
     """What :attr:`CandidateResult.model` holds for a trained candidate and its lowered file."""
-    from hwnas.lowering.op_costs import graph_costs, totals
+    from hwnas.graph import graph_costs, totals
 
     try:
         macs = totals(graph_costs(path, 1))["macs"]

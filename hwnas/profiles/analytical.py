@@ -1,6 +1,6 @@
 """The ``analytical`` profile kind: latency predicted by a per-operator roofline model of the lowered ONNX graph.
 
-For every operator that runs (:func:`hwnas.lowering.op_costs.graph_costs`; see ``fusion``)::
+For every operator that runs (:func:`hwnas.graph.graph_costs`; see ``fusion``)::
 
     t_op      = op_overhead[op] + max(t_compute, t_memory)      (fused epilogue ops: t_compute only)
     t_compute = flops / (peak[dtype] · eff)                      (÷ sparse speed-up where the hardware has one)
@@ -26,6 +26,10 @@ computed only from one MatMul/Gemm's output fold into it, DequantizeLinear ops f
 constant-only subgraphs are folded at load time: what TensorRT / cuBLASLt epilogues / XNNPACK do) or
 ``onnxruntime`` (the graph after ONNX Runtime's own CPU graph optimizations, costed as it is then executed).
 
+An operator the cost view has no rule for (Conv, pooling, ...: ``OpCost.known`` false) is refused — its
+MACs are unknown, a generic elementwise cost would be far below the truth — unless ``unknown_ops:
+approximate``, which prices it as a generic elementwise op and lists it in ``details["approximated_ops"]``.
+
 :func:`calibrate` fits the free constants to measured latencies by least squares on log error (scipy).
 ``docs/profiles.md`` derives the constants of the built-in profiles and reports the validation.
 """
@@ -42,8 +46,7 @@ import numpy as np
 import onnx
 
 from hwnas.errors import ProfileError
-from hwnas.lowering.op_costs import (COPY_OPS, DTYPES, LAYOUT_OPS, OpCost, graph_costs,
-                                     optimize_with_onnxruntime)
+from hwnas.graph import COPY_OPS, DTYPES, LAYOUT_OPS, OpCost, graph_costs, optimize_with_onnxruntime
 from hwnas.profiles.base import Metric, Profile, ProfileResult
 from hwnas.profiles.onnxruntime import host_mismatch
 from hwnas.profiles.registry import register_kind
@@ -455,6 +458,7 @@ class AnalyticalProfile(Profile):
         # host itself: on another CPU the predictions say that the validation error does not apply here
         "calibrated_on": "",
         "measure_with": None,
+        "unknown_ops": "refuse",
     }
     _cache: dict[tuple[str, int, str], list[OpCost]] = {}
 
@@ -510,6 +514,7 @@ class AnalyticalProfile(Profile):
             raise ProfileError(f"profile '{name}': prefer_measured must be true or false")
         if not str(p["validation_error"]).strip():
             raise ProfileError(f"profile '{name}': validation_error must say how good the model is")
+        self._check_unknown_ops(p)
         return p
 
     def _check_mapping(self, key: str, value: Any, allowed: Iterable[str], strict: bool = False) -> None:
@@ -532,10 +537,14 @@ class AnalyticalProfile(Profile):
 
     def profile(self, onnx_path: Path) -> ProfileResult:
         costs = self.costs(onnx_path)
+        approximated = self.approximated_ops(onnx_path, (c.op_type for c in costs if not c.known),
+                                             "as generic elementwise ops, 1 FLOP per output element")
         table = build_table([costs], self.params["fusion"])
         times = evaluate(table, self.params)
-        metric = Metric("latency_ms", float(times.latency_s[0] * 1e3), "ms", "predicted",
-                        self._details(costs, table, times))
+        details = self._details(costs, table, times)
+        if approximated:
+            details["approximated_ops"] = approximated
+        metric = Metric("latency_ms", float(times.latency_s[0] * 1e3), "ms", "predicted", details)
         return ProfileResult(self.name, {"latency_ms": metric})
 
     def _details(self, costs: list[OpCost], table: _Table, t: OpTimes) -> dict[str, Any]:

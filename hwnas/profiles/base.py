@@ -18,12 +18,16 @@ from __future__ import annotations
 import abc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Iterable, Literal
 
 from hwnas.errors import ProfileError
 from hwnas.precision import FixedPoint
 
 Provenance = Literal["measured", "predicted"]
+#: Values of ``unknown_ops``, the parameter of kinds that price a graph operator by operator (they declare it
+#: in their ``defaults``): ``refuse`` (default) makes an operator they have no rule for a ProfileError naming
+#: it; ``approximate`` prices it anyway and lists it in every metric's ``details["approximated_ops"]``.
+UNKNOWN_OPS = ("refuse", "approximate")
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,27 @@ class Profile(abc.ABC):
                         f"got {value!r}"
                     ) from None
             merged[key] = value
+        self._check_unknown_ops(merged)
         return merged
+
+    def _check_unknown_ops(self, params: dict[str, Any]) -> None:
+        if "unknown_ops" in params and params["unknown_ops"] not in UNKNOWN_OPS:
+            raise ProfileError(f"profile '{self.name}': parameter 'unknown_ops' must be one of {list(UNKNOWN_OPS)}, "
+                               f"got {params['unknown_ops']!r}")
+
+    def approximated_ops(self, model: Path | str, ops: Iterable[str], how: str) -> list[str]:
+        """``ops`` — operator types of ``model`` this profile has no rule for — sorted, each once.
+
+        Raises :class:`~hwnas.errors.ProfileError` naming them unless ``unknown_ops`` is ``approximate`` (then
+        the profile prices them ``how`` says and reports the returned list in its metrics' details).
+        """
+        found = sorted(set(ops))
+        if found and self.params.get("unknown_ops") != "approximate":
+            raise ProfileError(
+                f"{model}: profile '{self.name}' has no cost rule for operator(s) {', '.join(found)}; to price "
+                f"them approximately ({how}) set unknown_ops=approximate (--set unknown_ops=approximate, or "
+                f"--profile-set {self.name}.unknown_ops=approximate in a search)")
+        return found
 
     def available(self) -> str | None:
         """None when this profile can produce its numbers on this machine, else the reason it cannot."""

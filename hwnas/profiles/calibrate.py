@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 
 from hwnas.errors import CandidateError, ProfileError
-from hwnas.lowering.op_costs import OpCost
+from hwnas.graph import OpCost
 from hwnas.profiles import predictor as pred
 from hwnas.profiles.onnxruntime import cpu_name
 

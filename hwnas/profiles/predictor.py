@@ -2,7 +2,7 @@
 
 The graph is first put in the form ONNX Runtime runs it (:func:`kernel_ops`: its ``extended`` graph
 optimizations — MatMul+Add → Gemm, Gemm+activation → FusedGemm, QDQ → QGemm/QLinearMatMul — then
-:func:`hwnas.lowering.op_costs.graph_costs`), so that one op is one kernel. Every kernel falls into a class
+:func:`hwnas.graph.graph_costs`), so that one op is one kernel. Every kernel falls into a class
 (:data:`CLASSES`) whose features (:data:`FEATURES`: count, MACs, bytes, elements) are non-negative.
 
 Two model families (both linear with non-negative coefficients, so a bigger graph never predicts faster):
@@ -11,6 +11,9 @@ Two model families (both linear with non-negative coefficients, so a bigger grap
   profiler, summed over the graph per class; the per-class sums are then scaled to the measured end-to-end
   latency of the target device (plus a per-inference intercept);
 * ``graph``: the class features summed over the graph, regressed directly on the measured latency.
+
+A kernel the cost view has no rule for (``OpCost.known`` false: Conv, pooling, ...) is refused unless
+``unknown_ops: approximate`` (then it counts as an elementwise kernel and is listed in the metric's details).
 
 Calibration keeps the family with the lower cross-validated error (``graph`` when end-to-end samples are
 plentiful; ``kernel`` generalises better from few, as its per-kernel shapes come from thousands of kernels).
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hwnas.errors import ProfileError
-from hwnas.lowering.op_costs import COPY_OPS, LAYOUT_OPS, OpCost
+from hwnas.graph import COPY_OPS, LAYOUT_OPS, OpCost, graph_costs, optimize_with_onnxruntime
 from hwnas.profiles.base import Metric, Profile, ProfileResult
 from hwnas.profiles.onnxruntime import file_digest, host_mismatch
 from hwnas.profiles.registry import register_kind
@@ -55,8 +58,6 @@ GEMV_ROWS = 4
 
 def kernel_ops(model: Any, batch_size: int) -> list[OpCost]:
     """The kernels ONNX Runtime runs for ``model`` (path or ModelProto) at ``batch_size``, with their costs."""
-    from hwnas.lowering.op_costs import graph_costs, optimize_with_onnxruntime
-
     return graph_costs(optimize_with_onnxruntime(model, "extended"), batch_size, qdq_int8=False)
 
 
@@ -174,7 +175,7 @@ class PredictorProfile(Profile):
     metrics = {"latency_ms": "ms"}
     primary_metric = "latency_ms"
     provenance = "predicted"
-    defaults = {"model_file": None, "batch_size": 1, "measured_on": ""}
+    defaults = {"model_file": None, "batch_size": 1, "measured_on": "", "unknown_ops": "refuse"}
     _cache: dict[tuple[str, str], ProfileResult] = {}
 
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -213,8 +214,10 @@ class PredictorProfile(Profile):
         batch = self.params["batch_size"]
         try:
             ops = kernel_ops(onnx_path, batch)
-        except ProfileError as exc:
-            raise ProfileError(f"profile '{self.name}': {onnx_path}: {exc}") from None
+        except ProfileError as exc:  # reading the file names it
+            raise ProfileError(f"profile '{self.name}': {exc}") from None
+        approximated = self.approximated_ops(onnx_path, (op.op_type for op in ops if not op.known),
+                                             "as elementwise kernels")
         value = model.predict_features(graph_features(ops))
         details: dict[str, Any] = {
             "model": model.describe(), "model_file": self.params["model_file"],
@@ -229,4 +232,6 @@ class PredictorProfile(Profile):
         unseen = sorted({kernel_class(op) for op in ops} - set(seen)) if seen is not None else []
         if unseen:
             details["unseen_kernel_classes"] = unseen  # costed at zero: calibrate with models that have them
+        if approximated:
+            details["approximated_ops"] = approximated
         return Metric("latency_ms", float(value), "ms", "predicted", details)

@@ -20,6 +20,10 @@ In a bespoke printed MLP every weight is a hard-wired constant. The model (``egf
 * area = FA bits x ``fa_area_mm2`` + ReLU + comparators; power = area x ``power_mw_per_cm2`` (leakage-dominated);
   delay = sum over layers of ``stage_delay_ms`` x (shift-add levels + tree levels + accumulator width, the
   ripple of the carries) + ReLU + ``ceil(log2 classes)`` comparator levels.
+
+The model understands MLP-style graphs only (:data:`MLP_OPS`, what hwnas's MLPs and ordinary exported MLP
+classifiers hold); any other operator is refused, unless ``unknown_ops: approximate``, which prices it as free
+wiring (it adds no circuit) and lists it in ``details["approximated_ops"]``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import numpy as np
 import onnx
 
 from hwnas.errors import ProfileError
-from hwnas.lowering.onnx_graph import LinearLayer, io_sizes, linear_layers
+from hwnas.graph import ACTIVATION_OPS, LAYOUT_OPS, Graph, LinearLayer, io_sizes, linear_layers
 from hwnas.precision import FixedPoint
 from hwnas.profiles.base import Metric, Profile, ProfileResult
 from hwnas.profiles.registry import register_kind
@@ -49,6 +53,16 @@ VALIDATION_ERROR = (
     "1.55-2.02x, i.e. it overestimates; delay is not validated against a published design (predicted "
     "100-130 ms, inside the 30-200 ms reported for printed MLPs); see docs/printed_model.md"
 )
+
+#: The operators of an MLP-style graph, which the circuit model prices: linear layers and their bias; input
+#: scaling and the fixed-point input grid ((x - mean) / std, round, clip); activations (priced as a ReLU);
+#: Q/DQ round trips (int8 QDQ graphs); layout ops and the shape arithmetic of a dynamic-batch reshape;
+#: argmax-style outputs.
+MLP_OPS = frozenset({
+    "MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "Round", "Clip", *ACTIVATION_OPS,
+    "QuantizeLinear", "DequantizeLinear", *LAYOUT_OPS, "Transpose", "Cast",
+    "Shape", "Gather", "Unsqueeze", "Concat", "Slice", "Constant", "ArgMax",
+})
 
 
 @dataclass(frozen=True)
@@ -250,7 +264,7 @@ def estimate_circuit(
     """Area, power and delay of the bespoke circuit of an MLP given its weight matrices.
 
     ``layers``: in order, ``[fan_in, fan_out]`` (or grouped ``[g, in/g, out/g]``) float arrays (hidden layers
-    then get a ReLU, no bias) or :class:`~hwnas.lowering.onnx_graph.LinearLayer` objects. ``weight_bits``: one
+    then get a ReLU, no bias) or :class:`~hwnas.graph.LinearLayer` objects. ``weight_bits``: one
     for all layers or one per layer. With ``quantized=True`` the arrays already hold the integers.
     """
     tech = tech or EgfetTech()
@@ -323,6 +337,7 @@ class PrintedProfile(Profile):
         "weight_bits": 8,
         "input_bits": 4,
         "act_bits": None,
+        "unknown_ops": "refuse",
         **{f.name: f.default for f in fields(EgfetTech)},
     }
 
@@ -333,25 +348,24 @@ class PrintedProfile(Profile):
         return EgfetTech(**{f.name: float(self.params[f.name]) for f in fields(EgfetTech)})
 
     def profile(self, onnx_path: Path) -> ProfileResult:
+        graph = Graph(onnx_path)
         try:
-            model = onnx.load(str(onnx_path))
-        except Exception as exc:  # onnx raises several types for unreadable files
-            raise ProfileError(f"{onnx_path}: cannot read ONNX file: {exc}") from None
-        try:
-            layers = linear_layers(model)
+            layers = linear_layers(graph)  # first: it refuses what no setting can price (Conv, constant-less MatMul)
         except ProfileError as exc:
             raise ProfileError(f"{onnx_path}: {exc}") from None
+        approximated = self.approximated_ops(onnx_path, (n.op_type for n in graph.nodes if n.op_type not in MLP_OPS),
+                                             "as free wiring: they add no circuit")
         if not layers:
             raise ProfileError(f"{onnx_path}: no linear layer (Gemm/MatMul with a constant weight) to cost")
         bits, input_bits, from_meta = _metadata_bits(
-            model, len(layers), int(self.params["weight_bits"]), int(self.params["input_bits"]))
+            graph.model, len(layers), int(self.params["weight_bits"]), int(self.params["input_bits"]))
         act_bits = self.params["act_bits"]
         try:
             cost = estimate_circuit(layers, bits, input_bits, tech=self.tech(),
                                     act_bits=int(act_bits) if act_bits is not None else None)
         except ValueError as exc:
             raise ProfileError(f"{onnx_path}: {exc}") from None
-        features, classes = io_sizes(model)
+        features, classes = io_sizes(graph)
         details = {
             "model": MODEL_NAME,
             "validation_error": VALIDATION_ERROR,
@@ -367,6 +381,8 @@ class PrintedProfile(Profile):
             "layers": [asdict(c) for c in cost.layers],
             "notes": cost.notes,
         }
+        if approximated:
+            details["approximated_ops"] = approximated
         values = {"area_cm2": cost.area_cm2, "power_mw": cost.power_mw, "delay_ms": cost.delay_ms}
         return ProfileResult(self.name, {
             name: Metric(name, float(values[name]), unit, "predicted", details) for name, unit in self.metrics.items()
