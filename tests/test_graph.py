@@ -217,7 +217,7 @@ def lowered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     """Representative candidates of every family, built and lowered as a search lowers them: MLPs with every
     FFN kind, precision and sparsity kind; Transformer LMs and sequence classifiers; fixed-point printed MLPs."""
     from hwnas.data import load_dataset
-    from hwnas.search.evaluate import CandidateEvaluator
+    from hwnas.engine.evaluator import Evaluator
     from hwnas.space import ArchConfig
     from hwnas.train.tasks import ClassificationTask, make_task
 
@@ -254,11 +254,11 @@ def lowered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     }
     paths: dict[str, list[Path]] = {}
     for family, (task, profiles, model, configs) in families.items():
-        evaluator = CandidateEvaluator(task, profiles, [], epochs=1, seed=0, workdir=out, space_name="t")
+        evaluator = Evaluator(task, profiles, [], epochs=1, seed=0, workdir=out, space_name="t")
         for i, values in enumerate(configs):
             config = ArchConfig(model, values)
             path = out / f"{family}{i}.onnx"
-            evaluator._lower(evaluator._build(config, 0), config, 0, path)
+            evaluator.lower(evaluator.build(config, 0), config, 0, path)
             paths.setdefault(family, []).append(path)
     return paths
 

@@ -77,15 +77,16 @@ class Strategy(abc.ABC):
 
     @classmethod
     def parse_options(cls, given: Mapping[str, Any]) -> StrategyOptions:
-        """This strategy's options from ``{field name: value}``; a ConfigError names any it does not take."""
+        """This strategy's options from ``{field name: value}``; a ConfigError names any it does not take (by
+        the flag of the strategy that does take it, as the command line gave it, else by its name)."""
         flags = cls.Options.flags()
         unknown = sorted(set(given) - set(flags))
         if unknown:
-            shown = [_flag(name) for name in unknown]
+            shown = ", ".join(_flag(name) for name in unknown)
             owners = sorted({s.name for s in strategies().values() if set(unknown) & set(s.Options.flags())})
-            hint = f": {', '.join(shown)} need --strategy {' or '.join(owners)}" if owners else ""
-            raise ConfigError(f"strategy {cls.name!r} takes no option(s) {', '.join(shown)}{hint}"
-                              f"{'; it takes ' + ', '.join(flags.values()) if flags else ''}")
+            hint = f": {shown} need --strategy {' or '.join(owners)}" if owners else ""
+            takes = ", ".join(f"{name} ({flag})" for name, flag in flags.items()) or "none"
+            raise ConfigError(f"strategy {cls.name!r} takes no option(s) {shown}{hint}; it takes: {takes}")
         return cls.Options(**given)
 
     def signature(self) -> dict[str, Any]:
@@ -103,7 +104,7 @@ def _flag(name: str) -> str:
         flags = s.Options.flags()
         if name in flags:
             return flags[name]
-    return "--" + name.replace("_", "-")
+    return repr(name)
 
 
 _STRATEGIES: dict[str, type[Strategy]] = {}
