@@ -11,22 +11,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import optuna
+from typing import TYPE_CHECKING
 
 from hwnas.config import SearchConfig
-from hwnas.engine.outputs import write_outputs
-from hwnas.engine.records import artifact_dir, study_entry
-from hwnas.engine.stop import StopToken
-from hwnas.engine.session import open_session
 from hwnas.engine.setup import resolve
-from hwnas.engine.study import default_storage, evaluated_trials, find_study
+from hwnas.engine.stop import StopToken
 from hwnas.errors import ConfigError
 from hwnas.strategies import get_strategy
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @dataclass
 class SearchResult:
-    study: optuna.Study
+    study: "optuna.Study"
     out: Path
     pareto: list[dict[str, Any]]
     artifacts: Path
@@ -56,7 +55,11 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
     elif space is not None or options:
         raise ConfigError("give either config= or the search's options, not both")
     stop = stop or StopToken()
-    setup = resolve(config)
+    setup = resolve(config)  # everything named is loaded and cross-checked before torch or Optuna is imported
+    from hwnas.engine.outputs import write_outputs
+    from hwnas.engine.session import open_session
+    from hwnas.engine.study import evaluated_trials
+
     strategy = get_strategy(config.strategy)(setup, config.strategy_options)  # validates before any training
     session = open_session(setup, stop=stop, study_suffix=strategy.study_suffix, signature=strategy.signature())
     try:
@@ -70,8 +73,11 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
 
 
 def open_existing_study(out: str | Path, *, storage: str | None = None, study: str | None = None,
-                        artifacts: str | Path | None = None) -> tuple[optuna.Study, Path]:
+                        artifacts: str | Path | None = None) -> tuple["optuna.Study", Path]:
     """Load a finished or running study and the folder of its stored ONNX files."""
+    from hwnas.engine.records import artifact_dir
+    from hwnas.engine.study import default_storage, find_study
+
     out = Path(out)
     if storage is None and not (out / "study.db").is_file():
         raise ConfigError(f"no study.db in {out}; pass --storage URL")
@@ -87,6 +93,8 @@ def export(out: str | Path, *, storage: str | None = None, study: str | None = N
 
     ``format="tvm"`` also compiles each model with TVM (:func:`hwnas.lowering.tvm_export.export_tvm`, which
     takes ``tvm_options``: ``target``, ``batch_size``, ``database``, ``cc``)."""
+    from hwnas.engine.outputs import write_outputs
+    from hwnas.engine.records import study_entry
     from hwnas.validation import check_choice
 
     check_choice(format, "--format", ("onnx", "tvm"))

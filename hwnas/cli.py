@@ -86,9 +86,10 @@ def _search_config(args: argparse.Namespace) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    config = _search_config(args)  # bad options fail here, before torch and Optuna are imported
     from hwnas.api import search
 
-    result = search(config=_search_config(args), stop=_STOP)
+    result = search(config=config, stop=_STOP)
     _print_pareto(result.pareto, str(result.out))
     if args.verify and result.pareto:
         from hwnas.engine.verify import format_report, verify_study

@@ -7,13 +7,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Mapping
 
 from hwnas.data._bundled import SKLEARN, bundled_names, canonical_name, load_sklearn, load_uci, source_of
 from hwnas.data._dataset import Dataset, check_options, encode_labels, make_dataset
 from hwnas.data._files import Arrays, read_csv, read_npz
 from hwnas.errors import DataError
 
-__all__ = ["Dataset", "load_dataset", "list_datasets"]
+__all__ = ["Dataset", "TEXT_DATASETS", "load_dataset", "load_for_family", "list_datasets"]
+
+#: Bundled text for the Transformer family (language modelling).
+TEXT_DATASETS = ("pydoc_topics",)
 
 _FILE_SUFFIXES = (".csv", ".npz")
 
@@ -83,3 +87,24 @@ def _unknown(spec: str) -> DataError:
         "or give a path to a .csv file (labels in the last column unless target names one) "
         "or to an .npz file with arrays X and y"
     )
+
+
+def load_for_family(model: str, dataset: Any, *, target: str | None, seed: int, fixed: Mapping[str, Any]) -> Any:
+    """The data a model family trains on, from a name or path (an already-loaded dataset is returned as is).
+
+    ``mlp`` → tabular classification (:func:`load_dataset`); ``transformer`` → language modelling on
+    ``pydoc_topics`` or a ``.txt`` file, or sequence classification on a ``.csv``/``.tsv``/``.jsonl`` file of
+    text and label. ``fixed`` is the space's fixed values (``seq_len``, ``level`` configure text)."""
+    from hwnas.data.text import SequenceDataset, TextDataset, load_sequence_classification, load_text
+
+    if isinstance(dataset, (Dataset, TextDataset, SequenceDataset)):
+        return dataset
+    if model != "transformer":
+        return load_dataset(dataset, target=target, seed=seed)
+    seq_len = int(fixed.get("seq_len", 64))
+    if str(dataset).endswith((".csv", ".tsv", ".jsonl")):
+        return load_sequence_classification(dataset, seq_len=seq_len, target=target or "label", seed=seed)
+    if str(dataset) not in TEXT_DATASETS and not str(dataset).endswith(".txt"):
+        raise DataError(f"dataset {dataset!r}: the transformer family trains on text: {list(TEXT_DATASETS)}, a .txt "
+                        "file (language modelling) or a .csv/.tsv/.jsonl file with text and label (classification)")
+    return load_text(dataset, level=str(fixed.get("level", "char")), seq_len=seq_len, seed=seed)

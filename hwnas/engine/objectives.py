@@ -57,11 +57,13 @@ def _check_metric(profiles: Mapping[str, Profile], profile: str, metric: str, wh
         raise ConfigError(f"{what}: profile {profile!r} reports {sorted(known)}, not {metric!r}")
 
 
-def parse_objectives(specs: Sequence[str], profiles: Mapping[str, Profile]) -> list[Objective]:
-    """Accuracy is always maximised; each profile adds its primary metric unless ``specs`` name others."""
+def parse_objectives(specs: Sequence[str], profiles: Mapping[str, Profile],
+                     quality: Sequence[str] = (ACCURACY,)) -> list[Objective]:
+    """The hardware objectives: each profile adds its primary metric unless ``specs`` name others. ``quality``
+    names the task's own objective (always optimised; naming it is allowed and changes nothing)."""
     chosen: dict[str, list[str]] = {}
     for spec in specs:
-        if spec == ACCURACY:
+        if spec in quality:
             continue
         profile, _, metric = spec.rpartition(".")
         if not profile:

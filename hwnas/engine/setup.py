@@ -4,15 +4,18 @@ objectives, constraints — every cross-check done, before any study is opened o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from hwnas.config import SearchConfig
+from hwnas.data import load_for_family
 from hwnas.engine.objectives import ACCURACY, Constraint, Objective, parse_constraints, parse_objectives
 from hwnas.errors import ConfigError
 from hwnas.profiles import Profile, get as get_profile
 from hwnas.profiles.measure import for_search
 from hwnas.space import SearchSpace, load_space
-from hwnas.train.tasks import Task, make_task
+
+if TYPE_CHECKING:
+    from hwnas.train.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class SearchSetup:
 
     config: SearchConfig
     space: SearchSpace
-    task: Task
+    task: "Task"
     profiles: dict[str, Profile]
     objectives: tuple[Objective, ...]
     constraints: tuple[Constraint, ...]
@@ -46,15 +49,21 @@ class SearchSetup:
 
 
 def resolve(config: SearchConfig) -> SearchSetup:
-    """Load and cross-check everything ``config`` names; ConfigError (or another HwnasError) on bad input."""
+    """Load and cross-check everything ``config`` names; ConfigError (or another HwnasError) on bad input.
+
+    The cheap checks come first and torch is imported last, so that a mistake is reported at once."""
     space = config.space if isinstance(config.space, SearchSpace) else load_space(config.space)
-    task = make_task(space.model, config.dataset, target=config.target, seed=config.seed, fixed=space.fixed)
-    epochs = task.default_epochs if config.epochs is None else config.epochs
     profiles = _profiles(config.profiles, config.profile_overrides)
     _check_compatible(space, profiles)
-    _check_available(profiles)
-    objectives = parse_objectives([o for o in config.objectives if o not in (ACCURACY, task.metric)], profiles)
+    parse_objectives([o for o in config.objectives if "." in o], profiles)  # PROFILE.METRIC typos, at once
     constraints = parse_constraints(config.constraints, profiles)
+    data = load_for_family(space.model, config.dataset, target=config.target, seed=config.seed, fixed=space.fixed)
+    from hwnas.train.tasks import make_task
+
+    task = make_task(space.model, data, target=config.target, seed=config.seed, fixed=space.fixed)
+    objectives = parse_objectives(config.objectives, profiles, quality=(ACCURACY, task.metric))
+    _check_available(profiles)
+    epochs = task.default_epochs if config.epochs is None else config.epochs
     return SearchSetup(config, space, task, profiles, tuple(objectives), tuple(constraints), epochs)
 
 

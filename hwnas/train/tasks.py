@@ -15,9 +15,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from hwnas.data import Dataset, load_dataset
-from hwnas.data.text import SequenceDataset, TextDataset, load_sequence_classification, load_text
-from hwnas.errors import DataError
+from hwnas.data import Dataset, load_for_family
+from hwnas.data.text import SequenceDataset, TextDataset
 from hwnas.lowering.export import Exporter, FeatureExporter, TokenExporter
 from hwnas.lowering.runtime import onnx_accuracy
 from hwnas.models import build_model
@@ -186,30 +185,16 @@ class SequenceClassificationTask(Task):
         return evaluate_classifier(onnx_path, self.data, split)[1]
 
 
-TEXT_DATASETS = ("pydoc_topics",)
-
-
 def make_task(model: str, dataset: str | Any, *, target: str | None, seed: int,
               fixed: Mapping[str, Any]) -> Task:
-    """The task for a model family and a dataset name/path (or an already-loaded dataset).
-
-    ``mlp`` → tabular classification; ``transformer`` → language modelling on ``pydoc_topics`` or a ``.txt``
-    file, or sequence classification on a ``.csv``/``.tsv``/``.jsonl`` file. ``fixed`` is the space's fixed
-    values (``seq_len``, ``level``, ``steps_per_epoch`` configure text tasks)."""
+    """The task for a model family and a dataset name/path (see :func:`hwnas.data.load_for_family`), an
+    already-loaded dataset, or a task (returned as it is). ``fixed`` is the space's fixed values
+    (``seq_len``, ``level``, ``steps_per_epoch`` configure text tasks)."""
     if isinstance(dataset, Task):
         return dataset
-    if model != "transformer":
-        return ClassificationTask(dataset if isinstance(dataset, Dataset) else load_dataset(dataset, target=target, seed=seed))
-    seq_len = int(fixed.get("seq_len", 64))
-    if isinstance(dataset, TextDataset):
-        return LanguageModelTask(dataset, int(fixed.get("steps_per_epoch", 100)))
-    if isinstance(dataset, SequenceDataset):
-        return SequenceClassificationTask(dataset)
-    if str(dataset).endswith((".csv", ".tsv", ".jsonl")):
-        data = load_sequence_classification(dataset, seq_len=seq_len, target=target or "label", seed=seed)
+    data = load_for_family(model, dataset, target=target, seed=seed, fixed=fixed)
+    if isinstance(data, TextDataset):
+        return LanguageModelTask(data, int(fixed.get("steps_per_epoch", 100)))
+    if isinstance(data, SequenceDataset):
         return SequenceClassificationTask(data)
-    if str(dataset) not in TEXT_DATASETS and not str(dataset).endswith(".txt"):
-        raise DataError(f"dataset {dataset!r}: the transformer family trains on text: {list(TEXT_DATASETS)}, a .txt "
-                        "file (language modelling) or a .csv/.tsv/.jsonl file with text and label (classification)")
-    data = load_text(dataset, level=str(fixed.get("level", "char")), seq_len=seq_len, seed=seed)
-    return LanguageModelTask(data, int(fixed.get("steps_per_epoch", 100)))
+    return ClassificationTask(data)
