@@ -143,11 +143,12 @@ class Evaluator:
         """Train in place with the task's trainer; (validation quality of the torch model, epochs run)."""
         return self.task.train(model, settings)
 
-    def lower(self, model: DeployableModule, config: ArchConfig, seed: int, path: Path) -> LoweredModel:
+    def lower(self, model: DeployableModule, config: ArchConfig, seed: int, path: Path, *,
+              check_parity: bool = True) -> LoweredModel:
         """Lower ``model`` exactly as it is deployed, with the metadata that makes the file self-describing."""
         meta = {"hwnas.arch": config.to_dict(), "hwnas.dataset": self.task.describe(), "hwnas.space": self.space_name,
                 "hwnas.seed": seed}
-        return lower(model, path, self.task.exporter, meta)
+        return lower(model, path, self.task.exporter, meta, check_parity=check_parity)
 
     def profile(self, path: Path) -> dict[str, ProfileResult]:
         """Every profile's costs of one lowered file; a failing profile fails this candidate, not the search."""
@@ -169,7 +170,7 @@ class Evaluator:
             return None
         screen = self.workdir / f"{name}.screen.onnx"
         with timings.phase("export"):
-            self.lower(copy.deepcopy(model), config, seed, screen)
+            self.lower(copy.deepcopy(model), config, seed, screen, check_parity=False)  # untrained: costs only
         with timings.phase("profile"):
             costs = self.profile(screen)
         screen.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ objectives, constraints — every cross-check done, before any study is opened o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from hwnas.config import SearchConfig
@@ -57,7 +58,9 @@ def resolve(config: SearchConfig) -> SearchSetup:
     _check_compatible(space, profiles)
     parse_objectives([o for o in config.objectives if "." in o], profiles)  # PROFILE.METRIC typos, at once
     constraints = parse_constraints(config.constraints, profiles)
-    data = load_for_family(space.model, config.dataset, target=config.target, seed=config.seed, fixed=space.fixed)
+    data = config.dataset  # a name or path is loaded here; a loaded dataset or a Task goes to make_task as it is
+    if isinstance(data, (str, Path)):
+        data = load_for_family(space.model, data, target=config.target, seed=config.seed, fixed=space.fixed)
     from hwnas.train.tasks import make_task
 
     task = make_task(space.model, data, target=config.target, seed=config.seed, fixed=space.fixed)

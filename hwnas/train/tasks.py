@@ -10,6 +10,7 @@ this interface.
 from __future__ import annotations
 
 import abc
+import functools
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -93,7 +94,7 @@ class ClassificationTask(Task):
         result = train(model, d.X_train, d.y_train, d.X_val, d.y_val, settings, hooks_for(model, settings.epochs))
         return result.val_accuracy, result.epochs_run
 
-    @property
+    @functools.cached_property
     def exporter(self) -> Exporter:
         return FeatureExporter(self.data.n_features, self.data.X_train)
 
@@ -138,7 +139,7 @@ class LanguageModelTask(Task):
                           hooks=hooks_for(model, settings.epochs))
         return result.val_perplexity, result.epochs_run
 
-    @property
+    @functools.cached_property
     def exporter(self) -> Exporter:
         d = self.data
         return TokenExporter(d.seq_len, d.vocab_size, d.eval_windows("train", 256)[0])
@@ -176,7 +177,7 @@ class SequenceClassificationTask(Task):
                                            hooks=hooks_for(model, settings.epochs))
         return result.val_accuracy, result.epochs_run
 
-    @property
+    @functools.cached_property
     def exporter(self) -> Exporter:
         d = self.data
         return TokenExporter(d.seq_len, d.vocab_size, d.split("train")[0])
