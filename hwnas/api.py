@@ -75,12 +75,12 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
 def open_existing_study(out: str | Path, *, storage: str | None = None, study: str | None = None,
                         artifacts: str | Path | None = None) -> tuple["optuna.Study", Path]:
     """Load a finished or running study and the folder of its stored ONNX files."""
-    from hwnas.engine.records import artifact_dir
-    from hwnas.engine.study import default_storage, find_study
-
     out = Path(out)
     if storage is None and not (out / "study.db").is_file():
         raise ConfigError(f"no study.db in {out}; pass --storage URL")
+    from hwnas.engine.records import artifact_dir
+    from hwnas.engine.study import default_storage, find_study
+
     st = find_study(storage or default_storage(out), study)
     folder = Path(artifacts) if artifacts else (artifact_dir(st) or out / "artifacts")
     return st, folder
@@ -93,12 +93,13 @@ def export(out: str | Path, *, storage: str | None = None, study: str | None = N
 
     ``format="tvm"`` also compiles each model with TVM (:func:`hwnas.lowering.tvm_export.export_tvm`, which
     takes ``tvm_options``: ``target``, ``batch_size``, ``database``, ``cc``)."""
-    from hwnas.engine.outputs import write_outputs
-    from hwnas.engine.records import study_entry
     from hwnas.validation import check_choice
 
     check_choice(format, "--format", ("onnx", "tvm"))
     st, folder = open_existing_study(out, storage=storage, study=study, artifacts=artifacts)
+    from hwnas.engine.outputs import write_outputs
+    from hwnas.engine.records import study_entry
+
     rows = write_outputs(st, Path(out), folder)
     if format == "tvm":
         from hwnas.lowering.tvm_export import export_tvm, study_target

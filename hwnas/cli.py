@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 from typing import Any, Sequence
@@ -89,7 +90,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     config = _search_config(args)  # bad options fail here, before torch and Optuna are imported
     from hwnas.api import search
 
-    result = search(config=config, stop=_STOP)
+    result = search(config=config, stop=args.stop)
     _print_pareto(result.pareto, str(result.out))
     if args.verify and result.pareto:
         from hwnas.engine.verify import format_report, verify_study
@@ -336,33 +337,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Set by the first Ctrl-C / SIGTERM: the running search stops after its current trial.
-_STOP: Any = None
+ABORTED = "\nhwnas: interrupted; finished trials are saved — re-run the same command to resume."
 
 
-def _stop(signum: int, frame: Any) -> None:
-    """First Ctrl-C / SIGTERM: finish the current trial, write the reports, exit. Second: abort now."""
-    if _STOP is None or _STOP.stopped:
-        raise KeyboardInterrupt
-    _STOP.stop()
-    print("\nhwnas: stopping after the current trial (press Ctrl-C again to abort it)", file=sys.stderr)
+def _on_signal(stop: Any) -> Any:
+    """The Ctrl-C / SIGTERM handler: the first sets ``stop`` (the search finishes its current trial, writes
+    the reports and exits); a second aborts now.
+
+    The abort exits the process rather than raising KeyboardInterrupt: a signal that lands while the
+    interpreter runs a garbage-collection callback (SQLAlchemy registers several) would have its exception
+    printed as "ignored" and the search would go on. Finished trials are committed already; the trial in
+    flight is left RUNNING and failed by the storage heartbeat, as after a kill."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.stopped:
+            print(ABORTED, file=sys.stderr, flush=True)
+            os._exit(130)
+        stop.stop()
+        print("\nhwnas: stopping after the current trial (press Ctrl-C again to abort it)", file=sys.stderr)
+
+    return handler
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global _STOP
-    args = build_parser().parse_args(argv)
     from hwnas.engine.stop import StopToken
 
-    _STOP = StopToken()
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    args = build_parser().parse_args(argv)
+    args.stop = StopToken()
+    signal.signal(signal.SIGINT, _on_signal(args.stop))
+    signal.signal(signal.SIGTERM, _on_signal(args.stop))
     try:
         return args.func(args)
     except HwnasError as exc:
         print(f"hwnas: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nhwnas: interrupted; finished trials are saved — re-run the same command to resume.", file=sys.stderr)
+        print(ABORTED, file=sys.stderr)
         return 130
     finally:
         # Everything is saved by now: a late Ctrl-C / SIGTERM must not turn the exit into a traceback.

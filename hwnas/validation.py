@@ -9,25 +9,26 @@ message says where to look. The checks are strict on type: ``true`` is not an in
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Iterable, TypeVar
 
-from hwnas.errors import ConfigError, HwnasError
+from hwnas.errors import ConfigError
 
 T = TypeVar("T")
 
 
-def _fail(error: type[HwnasError], name: str, requirement: str, value: Any) -> HwnasError:
+def _fail(error: type[Exception], name: str, requirement: str, value: Any) -> Exception:
     return error(f"{name} must be {requirement}, got {value!r}")
 
 
 def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None,
-              error: type[HwnasError] = ConfigError) -> int:
+              error: type[Exception] = ConfigError) -> int:
     """``value`` as an int within ``[low, high]`` (either bound optional); ``error`` otherwise.
 
     An integral float (``2.0``, as YAML may give it) is accepted; bools and non-integral numbers are not."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _fail(error, name, "an integer", value)
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+    if not isinstance(value, numbers.Integral) and not (math.isfinite(value) and float(value).is_integer()):
         raise _fail(error, name, "an integer", value)
     number = int(value)
     _check_range(number, name, low, high, True, True, error, value)
@@ -36,9 +37,9 @@ def check_int(value: Any, name: str, *, low: int | None = None, high: int | None
 
 def check_float(value: Any, name: str, *, low: float | None = None, high: float | None = None,
                 low_inclusive: bool = True, high_inclusive: bool = True,
-                error: type[HwnasError] = ConfigError) -> float:
+                error: type[Exception] = ConfigError) -> float:
     """``value`` as a finite float within the bounds (each inclusive unless told otherwise); ``error`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _fail(error, name, "a number", value)
     number = float(value)
     if not math.isfinite(number):
@@ -47,7 +48,7 @@ def check_float(value: Any, name: str, *, low: float | None = None, high: float 
     return number
 
 
-def check_choice(value: Any, name: str, choices: Iterable[T], *, error: type[HwnasError] = ConfigError) -> T:
+def check_choice(value: Any, name: str, choices: Iterable[T], *, error: type[Exception] = ConfigError) -> T:
     """``value`` when it is one of ``choices``; ``error`` listing them otherwise."""
     allowed = list(choices)
     try:
@@ -59,7 +60,7 @@ def check_choice(value: Any, name: str, choices: Iterable[T], *, error: type[Hwn
 
 
 def _check_range(number: float, name: str, low: float | None, high: float | None, low_inclusive: bool,
-                 high_inclusive: bool, error: type[HwnasError], value: Any) -> None:
+                 high_inclusive: bool, error: type[Exception], value: Any) -> None:
     below = low is not None and (number < low or (number == low and not low_inclusive))
     above = high is not None and (number > high or (number == high and not high_inclusive))
     if not (below or above):

@@ -160,7 +160,7 @@ def test_construction_errors(bench):
         make(bench, pattern=r"avg latency: ([0-9.]+")
     with pytest.raises(ProfileError, match="needs a group"):
         make(bench, pattern=r"avg latency: [0-9.]+")
-    with pytest.raises(ProfileError, match="unit must be one of"):
+    with pytest.raises(ProfileError, match="parameter 'unit' must be one of"):
         make(bench, unit="minutes")
     with pytest.raises(ProfileError, match="command must be a non-empty list of strings"):
         profiles.from_dict({"name": "x", "kind": "command", "params": {"command": "python b.py", "pattern": "(1)"}})

@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from hwnas.errors import ConfigError
-from hwnas.lowering.export import read_metadata
+from hwnas.lowering.metadata import read_metadata
 from hwnas.lowering.runtime import onnx_accuracy
 from hwnas.profiles import get as get_profile
 from hwnas.api import search

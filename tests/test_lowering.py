@@ -7,7 +7,8 @@ import onnx
 import pytest
 import torch
 
-from hwnas.lowering.export import FeatureExporter, export_onnx, read_metadata
+from hwnas.lowering.export import FeatureExporter, export_onnx
+from hwnas.lowering.metadata import read_metadata
 from hwnas.lowering.int8 import quantize_int8
 from hwnas.lowering.runtime import predict_scores
 from hwnas.models import build_model

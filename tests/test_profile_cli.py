@@ -79,7 +79,7 @@ def test_add_copies_a_validated_profile_into_the_user_folder(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nkind: onnxruntime\nparams: {threads: lots}\n")
     proc = hwnas("profiles", "add", str(bad), check=False)
-    assert proc.returncode == 2 and "parameter 'threads' must be int" in proc.stderr
+    assert proc.returncode == 2 and "parameter 'threads' must be an integer, got 'lots'" in proc.stderr
     assert not (profiles.user_dir() / "bad.yaml").exists()
     dest.unlink()
 

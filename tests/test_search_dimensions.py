@@ -13,7 +13,7 @@ from onnx import numpy_helper
 
 from hwnas.data import load_dataset
 from hwnas.errors import ConfigError
-from hwnas.lowering.export import read_metadata
+from hwnas.lowering.metadata import read_metadata
 from hwnas.api import search
 from hwnas.engine.evaluator import Evaluator, Timings
 from hwnas.engine.records import Status, read_record

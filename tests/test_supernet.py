@@ -121,7 +121,7 @@ def test_ranking_fidelity_tiny(data):
 
 from hwnas.cli import main as cli_main  # noqa: E402
 from hwnas.errors import ConfigError  # noqa: E402
-from hwnas.lowering.export import read_metadata  # noqa: E402
+from hwnas.lowering.metadata import read_metadata  # noqa: E402
 from hwnas.lowering.runtime import onnx_accuracy  # noqa: E402
 from hwnas.api import search  # noqa: E402
 from hwnas.space import space_from_dict  # noqa: E402

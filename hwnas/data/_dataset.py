@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import DataError
+from hwnas.validation import check_float, check_int
 
 MIN_PER_CLASS = 2  # fewest samples of a class that a stratified split can place in train and a held-out set
 
@@ -72,11 +73,9 @@ def encode_labels(labels: Sequence[str] | np.ndarray) -> tuple[np.ndarray, tuple
 
 def check_options(seed: int, val_fraction: float, test_fraction: float) -> None:
     """Reject a seed or split fractions that cannot produce three non-empty splits."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise DataError(f"seed must be an integer in 0..2**32-1, got {seed!r}")
+    check_int(seed, "seed", low=0, high=2**32 - 1, error=DataError)
     for option, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 < value < 1.0:
-            raise DataError(f"{option} must be between 0 and 1 (exclusive), got {value!r}")
+        check_float(value, option, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False, error=DataError)
     if val_fraction + test_fraction >= 1.0:
         raise DataError(
             f"val_fraction + test_fraction must be below 1 to leave training data, "

@@ -22,6 +22,7 @@ import numpy as np
 
 from hwnas.data._dataset import check_classes, check_options, encode_labels, split_indices
 from hwnas.errors import DataError
+from hwnas.validation import check_int
 
 BUILTIN_TEXTS = ("pydoc_topics",)
 LEVELS = ("char", "byte")
@@ -128,9 +129,7 @@ def pydoc_topics_text() -> str:
 
 
 def _check_seq_len(seq_len: int) -> int:
-    if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)) or seq_len < 1:
-        raise DataError(f"seq_len must be a positive integer, got {seq_len!r}")
-    return int(seq_len)
+    return check_int(seq_len, "seq_len", low=1, high=65536, error=DataError)
 
 
 def _read_source(name_or_path: str | Path, level: str) -> tuple[str, str, str | bytes]:

@@ -15,7 +15,7 @@ from hwnas.engine.artifacts import Artifacts
 from hwnas.engine.pareto import pareto_trials
 from hwnas.engine.records import arch_key, artifact_dir, read_arch, read_record, study_entry
 from hwnas.errors import ConfigError
-from hwnas.lowering.export import graph_digest, set_metadata
+from hwnas.lowering.metadata import graph_digest, set_metadata
 
 
 def _flat(value: Any) -> Any:

@@ -28,6 +28,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from hwnas.errors import ProfileError
+from hwnas.validation import check_int
 from hwnas.graph._load import ModelLike, load_model
 
 #: Bytes per element by ONNX element type (4-bit types: half a byte).
@@ -165,8 +166,7 @@ class Graph:
     """
 
     def __init__(self, model: ModelLike, batch_size: int = 1) -> None:
-        if batch_size < 1:
-            raise ProfileError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = check_int(batch_size, "batch_size", low=1, high=1 << 20, error=ProfileError)
         proto = load_model(model)
         try:
             if any(n.op_type in ("If", "Loop", "Scan") for n in proto.graph.node):

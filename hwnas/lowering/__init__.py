@@ -14,7 +14,7 @@ _PUBLIC = {
     "lower": "pipeline", "LoweredModel": "pipeline", "Lowerable": "pipeline", "PARITY_TOLERANCE": "pipeline",
     "converted_weights": "pipeline",
     "Exporter": "export", "FeatureExporter": "export", "TokenExporter": "export", "export_onnx": "export",
-    "export_tokens": "export", "graph_digest": "export", "read_metadata": "export", "set_metadata": "export",
+    "export_tokens": "export", "graph_digest": "metadata", "read_metadata": "metadata", "set_metadata": "metadata",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Protocol
 
 from hwnas import __version__
 from hwnas.errors import CandidateError
-from hwnas.lowering.export import Exporter, graph_digest, set_metadata
+from hwnas.lowering.export import Exporter
+from hwnas.lowering.metadata import graph_digest, set_metadata
 from hwnas.lowering.precision import deploy, verify
 from hwnas.precision import CONVERTED, WeightPrecision
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwnas.lowering.export import INPUT_NAME, TOKENS_INPUT
+from hwnas.lowering.metadata import INPUT_NAME, TOKENS_INPUT
 
 
 def session(path: Path | str, threads: int = 1):  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from hwnas.models.layers import QuantWeights, per_layer
+from hwnas.validation import check_float
 
 PRUNE_KINDS = ("unstructured", "block", "N:M (e.g. 2:4)")
 #: What a space's ``sparsity_kind`` may say.
@@ -40,8 +41,7 @@ def sparsity_spec(config: Mapping[str, Any], depth: int) -> SparsitySpec | None:
         return None
     targets = per_layer(config.get("sparsity"), depth, "sparsity", 0.0 if kind != "nm" else 0.5)
     for s in targets:
-        if not 0.0 <= float(s) < 1.0:
-            raise ValueError(f"sparsity must be in [0, 1), got {s}")
+        check_float(s, "sparsity", low=0.0, high=1.0, high_inclusive=False, error=ValueError)
     block = config.get("sparsity_block")
     if kind == "block" and not block:
         raise ValueError("sparsity_kind 'block' needs sparsity_block (the side of a square block)")
@@ -50,8 +50,7 @@ def sparsity_spec(config: Mapping[str, Any], depth: int) -> SparsitySpec | None:
 
 
 def _check(sparsity: float) -> None:
-    if not 0.0 <= sparsity <= 1.0:
-        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    check_float(sparsity, "sparsity", low=0.0, high=1.0, error=ValueError)
 
 
 def unstructured_mask(w: torch.Tensor, sparsity: float) -> torch.Tensor:

@@ -31,6 +31,7 @@ from hwnas.models.layers import ACTIVATIONS, QuantWeights, per_layer
 from hwnas.models.mlp import precision
 from hwnas.models.sparsity import sparsity_spec
 from hwnas.precision import FixedPoint
+from hwnas.validation import check_int
 
 TASKS = ("lm", "classify")
 SINGLE_LAYER_FFNS = ("dense", "lowrank", "blockdiag")
@@ -194,8 +195,7 @@ def _check_shape(vocab_size: int, d_model: int, depth: int, heads: int, seq_len:
     """ValueError for sizes that cannot build a model."""
     for name, value in (("vocab_size", vocab_size), ("d_model", d_model), ("depth", depth), ("heads", heads),
                         ("seq_len", seq_len)):
-        if int(value) < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+        check_int(value, name, low=1, error=ValueError)
     if d_model % heads:
         raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
     if task not in TASKS:

@@ -47,9 +47,10 @@ import onnx
 
 from hwnas.errors import ProfileError
 from hwnas.graph import COPY_OPS, DTYPES, LAYOUT_OPS, OpCost, graph_costs, optimize_with_onnxruntime
-from hwnas.profiles.base import Metric, Profile, ProfileResult
+from hwnas.profiles.base import UNKNOWN_OPS, Metric, Profile, ProfileResult
 from hwnas.profiles.onnxruntime import host_mismatch
 from hwnas.profiles.registry import register_kind
+from hwnas.validation import check_choice, check_float, check_int
 
 MODEL_NAME = "roofline-ops-v1"
 #: A dtype without a peak of its own runs at the peak of the next wider one.
@@ -422,11 +423,9 @@ def _full_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _number(name: str, key: str, value: Any, low: float = 0.0, strict: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < low or (strict and value <= low):
-        rel = ">" if strict else ">="
-        raise ProfileError(f"profile '{name}': parameter '{key}' must be a number {rel} {low}, got {value!r}")
-    return float(value)
+    """A finite number >= ``low`` (> ``low`` when ``strict``) for one entry of a profile parameter."""
+    return check_float(value, f"profile '{name}': parameter '{key}'", low=low, low_inclusive=not strict,
+                       error=ProfileError)
 
 
 @register_kind
@@ -470,12 +469,10 @@ class AnalyticalProfile(Profile):
                                f"allowed: {sorted(allowed)}")
         p = _full_params(params)
         name = self.name
-        bs = p["batch_size"]
-        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
-            raise ProfileError(f"profile '{name}': parameter 'batch_size' must be an integer >= 1, got {bs!r}")
-        if p["fusion"] not in FUSIONS:
-            raise ProfileError(f"profile '{name}': parameter 'fusion' must be one of {list(FUSIONS)}, "
-                               f"got {p['fusion']!r}")
+        p["batch_size"] = check_int(p["batch_size"], f"profile '{name}': parameter 'batch_size'", low=1, high=65536,
+                                    error=ProfileError)
+        for key, allowed in (("fusion", FUSIONS), ("unknown_ops", UNKNOWN_OPS)):
+            check_choice(p[key], f"profile '{name}': parameter '{key}'", allowed, error=ProfileError)
         self._check_mapping("peak_gflops", p["peak_gflops"], DTYPES, strict=True)
         if "fp32" not in p["peak_gflops"]:
             raise ProfileError(f"profile '{name}': peak_gflops needs an 'fp32' entry (every dtype falls back to it)")
@@ -514,7 +511,6 @@ class AnalyticalProfile(Profile):
             raise ProfileError(f"profile '{name}': prefer_measured must be true or false")
         if not str(p["validation_error"]).strip():
             raise ProfileError(f"profile '{name}': validation_error must say how good the model is")
-        self._check_unknown_ops(p)
         return p
 
     def _check_mapping(self, key: str, value: Any, allowed: Iterable[str], strict: bool = False) -> None:

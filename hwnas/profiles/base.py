@@ -22,12 +22,27 @@ from typing import Any, ClassVar, Iterable, Literal
 
 from hwnas.errors import ProfileError
 from hwnas.precision import FixedPoint
+from hwnas.validation import check_choice, check_float, check_int
 
 Provenance = Literal["measured", "predicted"]
 #: Values of ``unknown_ops``, the parameter of kinds that price a graph operator by operator (they declare it
 #: in their ``defaults``): ``refuse`` (default) makes an operator they have no rule for a ProfileError naming
 #: it; ``approximate`` prices it anyway and lists it in every metric's ``details["approximated_ops"]``.
 UNKNOWN_OPS = ("refuse", "approximate")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric parameter may take: ``integer`` or a finite float within ``[low, high]``
+    (``low_open``: above ``low``), ``nullable`` when null (None) is allowed. A kind declares one per numeric
+    parameter in :attr:`Profile.ranges`; the bounds keep a typo (``threads: 1000000``, ``warmup: 1e9``, a
+    negative area) from hanging or corrupting a search."""
+
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+    low_open: bool = False
+    nullable: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,10 @@ class Profile(abc.ABC):
     provenance: ClassVar[Provenance]
     #: Parameter defaults; YAML ``params`` and ``--profile-set`` override them (unknown keys are errors).
     defaults: ClassVar[dict[str, Any]] = {}
+    #: The range of each numeric parameter; the others must have their default's type (bool, str, list, dict).
+    ranges: ClassVar[dict[str, Range]] = {}
+    #: The allowed values of parameters that are one of a few words.
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"unknown_ops": UNKNOWN_OPS}
     #: Parameters every kind accepts: ``measure_with`` names the profile (or gives an inline definition
     #: ``{kind: ..., params: ...}``) that measures this hardware when it is here (``hwnas verify``,
     #: ``hwnas profiles measure``); ``prefer_measured: true`` makes a search use that measurement instead
@@ -103,6 +122,7 @@ class Profile(abc.ABC):
         self.params = self._validate_params(params or {})
 
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameters with their defaults, each checked against its :class:`Range`, choices or type."""
         allowed = {**self.common, **self.defaults}
         unknown = sorted(set(params) - set(allowed))
         if unknown:
@@ -112,23 +132,35 @@ class Profile(abc.ABC):
             )
         merged = dict(allowed)
         for key, value in params.items():
-            default = allowed[key]
-            if default is not None and not isinstance(default, str) and value is not None:
-                try:
-                    value = type(default)(value)
-                except (TypeError, ValueError):
-                    raise ProfileError(
-                        f"profile '{self.name}': parameter '{key}' must be {type(default).__name__}, "
-                        f"got {value!r}"
-                    ) from None
-            merged[key] = value
-        self._check_unknown_ops(merged)
+            merged[key] = self._check_param(key, value, allowed[key])
         return merged
 
-    def _check_unknown_ops(self, params: dict[str, Any]) -> None:
-        if "unknown_ops" in params and params["unknown_ops"] not in UNKNOWN_OPS:
-            raise ProfileError(f"profile '{self.name}': parameter 'unknown_ops' must be one of {list(UNKNOWN_OPS)}, "
-                               f"got {params['unknown_ops']!r}")
+    def _check_param(self, key: str, value: Any, default: Any) -> Any:
+        name = f"profile '{self.name}': parameter '{key}'"
+        bound = self.ranges.get(key)
+        if bound is not None:
+            if value is None and bound.nullable:
+                return None
+            if bound.integer:
+                return check_int(value, name, low=None if bound.low is None else int(bound.low),
+                                 high=None if bound.high is None else int(bound.high), error=ProfileError)
+            return check_float(value, name, low=bound.low, high=bound.high, low_inclusive=not bound.low_open,
+                               error=ProfileError)
+        if key in self.choices:
+            return check_choice(value, name, self.choices[key], error=ProfileError)
+        if default is None:
+            return value  # free-form (a path, a mapping ...): the kind checks it
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ProfileError(f"{name} must be true or false, got {value!r}")
+            return value
+        if isinstance(default, (int, float)):  # a number without a declared range
+            return check_int(value, name, error=ProfileError) if isinstance(default, int) else \
+                check_float(value, name, error=ProfileError)
+        if not isinstance(value, type(default)):
+            expected = {str: "a string", list: "a list", dict: "a mapping"}.get(type(default), type(default).__name__)
+            raise ProfileError(f"{name} must be {expected}, got {value!r}")
+        return value
 
     def approximated_ops(self, model: Path | str, ops: Iterable[str], how: str) -> list[str]:
         """``ops`` — operator types of ``model`` this profile has no rule for — sorted, each once.

@@ -25,6 +25,7 @@ from hwnas.errors import CandidateError, ProfileError
 from hwnas.graph import OpCost
 from hwnas.profiles import predictor as pred
 from hwnas.profiles.onnxruntime import cpu_name
+from hwnas.validation import check_int
 
 #: Feature counts and class counts drawn for the calibration models (typical tabular problems).
 N_FEATURES = (4, 8, 16, 30, 64)
@@ -129,7 +130,7 @@ def measure_samples(
     With ``rounds`` > 1 every file is measured again in later passes over all files and the fastest result is
     kept: on a shared or throttling machine, slow stretches then rarely hit the same file twice.
     """
-    from hwnas.lowering.export import set_metadata
+    from hwnas.lowering.metadata import set_metadata
     from hwnas.profiles.registry import get
 
     profiles = {b: get(measure_profile, {"batch_size": b}) for b in batch_sizes}
@@ -330,12 +331,12 @@ def calibrate_predictor(
     out_yaml = Path(out_yaml)
     if not spaces:
         raise ProfileError("calibrate: name at least one search space")
-    if samples < 4:
-        raise ProfileError(f"calibrate: samples must be >= 4 (half fit, half validate), got {samples}")
-    if rounds < 1:
-        raise ProfileError(f"calibrate: rounds must be >= 1, got {rounds}")
-    if not batch_sizes or min(batch_sizes) < 1:
-        raise ProfileError(f"calibrate: batch sizes must be >= 1, got {list(batch_sizes)}")
+    check_int(samples, "--samples", low=4, high=100_000, error=ProfileError)  # half fit, half validate
+    check_int(rounds, "--rounds", low=1, high=100, error=ProfileError)
+    if not batch_sizes:
+        raise ProfileError("calibrate: give at least one --batch-size")
+    for b in batch_sizes:
+        check_int(b, "--batch-size", low=1, high=65536, error=ProfileError)
     archs = sample_architectures(spaces, samples, seed)
     measured = measure_samples(measure_profile, archs, batch_sizes, seed=seed, rounds=rounds, log=log)
     n_archs = len({s.arch for s in measured})

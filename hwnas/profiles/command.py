@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hwnas.errors import ProfileError
-from hwnas.profiles.base import Metric, Profile, ProfileResult
+from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.onnxruntime import file_digest
 from hwnas.profiles.registry import register_kind
 
@@ -90,6 +90,9 @@ class CommandProfile(Profile):
         "cwd": None,
         "profile_dir": None,
     }
+    ranges = {"batch_size": Range(1, 65536, integer=True), "threads": Range(1, 256, integer=True),
+              "timeout_s": Range(0.0, 7 * 24 * 3600.0, low_open=True)}
+    choices = {"unit": tuple(UNITS)}
     _cache: dict[tuple[str, str], ProfileResult] = {}
 
     # ---- construction -------------------------------------------------------------------------------------
@@ -144,13 +147,6 @@ class CommandProfile(Profile):
         return extras
 
     def _check_settings(self, merged: dict[str, Any]) -> None:
-        for key in ("batch_size", "threads"):
-            if merged[key] < 1:
-                raise ProfileError(f"profile '{self.name}': parameter '{key}' must be >= 1, got {merged[key]}")
-        if not merged["timeout_s"] > 0:
-            raise ProfileError(f"profile '{self.name}': timeout_s must be > 0, got {merged['timeout_s']}")
-        if merged["unit"] not in UNITS:
-            raise ProfileError(f"profile '{self.name}': unit must be one of {sorted(UNITS)}, got {merged['unit']!r}")
         if merged["env"] is not None and not isinstance(merged["env"], Mapping):
             raise ProfileError(f"profile '{self.name}': env must be a mapping, got {merged['env']!r}")
         for key in ("cwd", "profile_dir"):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import ProfileError
-from hwnas.profiles.base import Metric, Profile, ProfileResult
+from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.registry import register_kind
 
 _DTYPES = {
@@ -85,18 +85,11 @@ class OnnxRuntimeProfile(Profile):
         # a substring the GPU's name must contain (e.g. "H100") for a CUDA measurement to count as this device
         "device_match": "",
     }
+    #: ``repeats`` >= 50 for a stable median; the upper bounds keep a typo from running for hours.
+    ranges = {"threads": Range(1, 256, integer=True), "batch_size": Range(1, 65536, integer=True),
+              "warmup": Range(0, 10_000, integer=True), "repeats": Range(50, 100_000, integer=True)}
+    choices = {**Profile.choices, "optimization": ("disable", "basic", "extended", "all")}
     _cache: dict[tuple[str, str], ProfileResult] = {}
-
-    def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        merged = super()._validate_params(params)
-        for key in ("threads", "batch_size", "repeats"):
-            if merged[key] < 1:
-                raise ProfileError(f"profile '{self.name}': parameter '{key}' must be >= 1, got {merged[key]}")
-        if merged["repeats"] < 50:
-            raise ProfileError(f"profile '{self.name}': repeats must be >= 50 for a stable median, got {merged['repeats']}")
-        if merged["optimization"] not in ("disable", "basic", "extended", "all"):
-            raise ProfileError(f"profile '{self.name}': optimization must be disable/basic/extended/all")
-        return merged
 
     def provider(self) -> str:
         """The execution provider to use: ``auto`` is CUDA when onnxruntime-gpu sees a GPU, else the CPU."""

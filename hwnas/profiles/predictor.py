@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 from hwnas.errors import ProfileError
 from hwnas.graph import COPY_OPS, LAYOUT_OPS, OpCost, graph_costs, optimize_with_onnxruntime
-from hwnas.profiles.base import Metric, Profile, ProfileResult
+from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.onnxruntime import file_digest, host_mismatch
 from hwnas.profiles.registry import register_kind
 
@@ -176,13 +176,11 @@ class PredictorProfile(Profile):
     primary_metric = "latency_ms"
     provenance = "predicted"
     defaults = {"model_file": None, "batch_size": 1, "measured_on": "", "unknown_ops": "refuse"}
+    ranges = {"batch_size": Range(1, 65536, integer=True)}
     _cache: dict[tuple[str, str], ProfileResult] = {}
 
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         merged = super()._validate_params(params)
-        if merged["batch_size"] < 1:
-            raise ProfileError(f"profile '{self.name}': parameter 'batch_size' must be >= 1, "
-                               f"got {merged['batch_size']}")
         if not merged["model_file"] or not isinstance(merged["model_file"], str):
             raise ProfileError(f"profile '{self.name}': parameter 'model_file' (the fitted predictor JSON) is required")
         path = Path(merged["model_file"]).expanduser()

@@ -40,8 +40,9 @@ import onnx
 from hwnas.errors import ProfileError
 from hwnas.graph import ACTIVATION_OPS, LAYOUT_OPS, Graph, LinearLayer, io_sizes, linear_layers
 from hwnas.precision import FixedPoint
-from hwnas.profiles.base import Metric, Profile, ProfileResult
+from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.registry import register_kind
+from hwnas.validation import check_int
 
 MODEL_NAME = "egfet-bespoke-v1"
 METADATA_KEY = "hwnas.fixed_point"
@@ -158,8 +159,7 @@ def csd_nonzero(q: np.ndarray | int) -> np.ndarray:
 
 def quantize_weights(w: np.ndarray, bits: int) -> np.ndarray:
     """Signed ``bits``-bit integers ``round(w / s)``, ``s = max|w| / (2**(bits-1) - 1)`` (idempotent on the grid)."""
-    if bits < 2:
-        raise ValueError(f"weight_bits must be >= 2 (signed), got {bits}")
+    check_int(bits, "weight_bits", low=2, error=ValueError)  # signed: a sign bit and at least one more
     qmax = 2 ** (bits - 1) - 1
     peak = float(np.max(np.abs(w))) if np.size(w) else 0.0
     if peak == 0.0:
@@ -274,8 +274,7 @@ def estimate_circuit(
     bits = [int(weight_bits)] * len(specs) if isinstance(weight_bits, (int, np.integer)) else [int(b) for b in weight_bits]
     if len(bits) != len(specs):
         raise ValueError(f"{len(bits)} weight bit-widths for {len(specs)} linear layers")
-    if input_bits < 1:
-        raise ValueError(f"input_bits must be >= 1, got {input_bits}")
+    check_int(input_bits, "input_bits", low=1, error=ValueError)
     ws = [s.dense().astype(np.float64) for s in specs]
     for i in range(1, len(ws)):
         if ws[i].shape[0] != ws[i - 1].shape[1]:
@@ -340,6 +339,10 @@ class PrintedProfile(Profile):
         "unknown_ops": "refuse",
         **{f.name: f.default for f in fields(EgfetTech)},
     }
+    #: Technology constants are physical quantities: positive and finite.
+    ranges = {"weight_bits": Range(2, 32, integer=True), "input_bits": Range(1, 32, integer=True),
+              "act_bits": Range(1, 64, integer=True, nullable=True),
+              **{f.name: Range(0.0, low_open=True) for f in fields(EgfetTech)}}
 
     def fixed_point(self) -> FixedPoint:
         return FixedPoint(int(self.params["weight_bits"]), int(self.params["input_bits"]))

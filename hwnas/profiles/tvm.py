@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import ProfileError
-from hwnas.profiles.base import Metric, Profile, ProfileResult
+from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.onnxruntime import cpu_name, file_digest, gpu_names
 from hwnas.profiles.registry import register_kind
 
@@ -87,6 +87,11 @@ class TVMProfile(Profile):
         "memory_gb": 8.0,
         "seed": 0,
     }
+    ranges = {"threads": Range(1, 256, integer=True), "batch_size": Range(1, 65536, integer=True),
+              "warmup": Range(0, 10_000, integer=True), "repeats": Range(1, 100_000, integer=True),
+              "number": Range(1, 10_000, integer=True), "tuning_trials": Range(0, 100_000, integer=True),
+              "tolerance": Range(0.0, low_open=True), "timeout_s": Range(0.0, 7 * 24 * 3600.0, low_open=True),
+              "memory_gb": Range(0.0, low_open=True, nullable=True), "seed": Range(integer=True)}
     _cache: dict[tuple[str, ...], ProfileResult] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -99,16 +104,6 @@ class TVMProfile(Profile):
         if "target" in params:  # a JSON string (e.g. from --profile-set) or a mapping
             params = {**params, "target": parse_target(self.name, params["target"])}
         merged = super()._validate_params(params)
-        for key in ("threads", "batch_size", "repeats", "number"):
-            if merged[key] < 1:
-                raise ProfileError(f"profile '{self.name}': parameter '{key}' must be >= 1, got {merged[key]}")
-        for key in ("warmup", "tuning_trials"):
-            if merged[key] < 0:
-                raise ProfileError(f"profile '{self.name}': parameter '{key}' must be >= 0, got {merged[key]}")
-        if not merged["timeout_s"] > 0:
-            raise ProfileError(f"profile '{self.name}': timeout_s must be > 0, got {merged['timeout_s']}")
-        if merged["memory_gb"] is not None and not merged["memory_gb"] > 0:
-            raise ProfileError(f"profile '{self.name}': memory_gb must be > 0 (or null: no bound), got {merged['memory_gb']}")
         if merged["database"] is not None and not isinstance(merged["database"], str):
             raise ProfileError(f"profile '{self.name}': database must be a folder path, got {merged['database']!r}")
         return merged
@@ -232,6 +227,8 @@ class TVMRPCProfile(TVMProfile):
         "session_timeout_s": 0,
         "remote_name": "",
     }
+    ranges = {**TVMProfile.ranges, "port": Range(1, 65535, integer=True),
+              "session_timeout_s": Range(0, 7 * 24 * 3600, integer=True)}
 
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         merged = super()._validate_params(params)
