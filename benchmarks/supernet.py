@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from hwnas.space import load_space
     from hwnas.supernet import ranking_fidelity
-    from hwnas.train.tasks import make_task
+    from hwnas.engine.tasks import make_task
 
     env = environment()
     print(header(env))

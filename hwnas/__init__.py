@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _API = {
     "search": "hwnas.api", "export": "hwnas.api", "verify": "hwnas.api", "SearchResult": "hwnas.api",
-    "SearchConfig": "hwnas.config", "StopToken": "hwnas.engine.stop",
+    "SearchConfig": "hwnas.engine.config", "StopToken": "hwnas.engine.stop",
 }
 __all__ = ["__version__", *sorted(_API)]
 

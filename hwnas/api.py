@@ -1,6 +1,6 @@
 """The Python API behind the CLI: ``hwnas.search(...)``, ``hwnas.export(...)``, ``hwnas.verify(...)``.
 
-A thin facade: a :class:`~hwnas.config.SearchConfig` is resolved by the engine
+A thin facade: a :class:`~hwnas.engine.config.SearchConfig` is resolved by the engine
 (:func:`~hwnas.engine.setup.resolve`), the chosen strategy (:mod:`hwnas.strategies`) runs in an open
 :class:`~hwnas.engine.session.SearchSession`, and the engine writes the Pareto outputs.
 """
@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from typing import TYPE_CHECKING
 
-from hwnas.config import SearchConfig
+from hwnas.engine.config import SearchConfig
 from hwnas.engine.setup import resolve
 from hwnas.engine.stop import StopToken
 from hwnas.errors import ConfigError
@@ -43,7 +43,7 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
            config: SearchConfig | None = None, stop: StopToken | None = None, **options: Any) -> SearchResult:
     """Run (or resume) a hardware-aware search; write ``pareto.json``, ``pareto.csv`` and ``models/`` to ``out``.
 
-    Give a :class:`~hwnas.config.SearchConfig` as ``config``, or its fields as arguments (``space``,
+    Give a :class:`~hwnas.engine.config.SearchConfig` as ``config``, or its fields as arguments (``space``,
     ``dataset``, ``profiles``, ``trials=``, ``sampler=``, ``out=``, ``strategy=``, ``strategy_options=`` …).
     ``trials`` counts evaluated architectures: proposals that break a space constraint and re-proposed
     architectures (whose results are reused) are recorded but do not use up the budget. Re-running with the
@@ -55,12 +55,14 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
     elif space is not None or options:
         raise ConfigError("give either config= or the search's options, not both")
     stop = stop or StopToken()
+    strategy_type = get_strategy(config.strategy)
+    options = strategy_type.parse_options(config.strategy_options)
     setup = resolve(config)  # everything named is loaded and cross-checked before torch or Optuna is imported
     from hwnas.engine.outputs import write_outputs
     from hwnas.engine.session import open_session
     from hwnas.engine.study import evaluated_trials
 
-    strategy = get_strategy(config.strategy)(setup, config.strategy_options)  # validates before any training
+    strategy = strategy_type(setup, options)  # validates the space for itself, before any training
     session = open_session(setup, stop=stop, study_suffix=strategy.study_suffix, signature=strategy.signature())
     try:
         complete = strategy.run(session)

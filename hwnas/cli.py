@@ -33,9 +33,9 @@ def _print_pareto(rows: list[dict[str, Any]], out: str) -> None:
 
 
 def _add_search_options(parser: argparse.ArgumentParser) -> None:
-    """The options of ``hwnas search``, from the fields of :class:`~hwnas.config.SearchConfig` and of every
+    """The options of ``hwnas search``, from the fields of :class:`~hwnas.engine.config.SearchConfig` and of every
     strategy's options dataclass (one declaration each)."""
-    from hwnas.config import SearchConfig
+    from hwnas.engine.config import SearchConfig
     from hwnas.strategies import strategies
 
     for f in dataclasses.fields(SearchConfig):
@@ -75,8 +75,8 @@ def _with_default(text: str, default: Any, action: str | None) -> str:
 
 
 def _search_config(args: argparse.Namespace) -> Any:
-    """The :class:`~hwnas.config.SearchConfig` of the parsed ``hwnas search`` command line."""
-    from hwnas.config import SearchConfig, parse_profile_sets
+    """The :class:`~hwnas.engine.config.SearchConfig` of the parsed ``hwnas search`` command line."""
+    from hwnas.engine.config import SearchConfig, parse_profile_sets
 
     given = vars(args)
     fields = {f.name: given[f.name] for f in dataclasses.fields(SearchConfig) if f.name in given}
@@ -174,7 +174,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hwnas import profiles
-    from hwnas.profiles.calibrate import calibrate_predictor
+    from hwnas.calibrate import calibrate_predictor
 
     out = Path(args.out) if args.out else profiles.user_dir() / f"{args.name or args.measure + '-predictor'}.yaml"
     result = calibrate_predictor(

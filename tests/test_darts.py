@@ -19,7 +19,7 @@ from hwnas.space import space_from_dict
 from hwnas.strategies.darts import DartsOptions
 from hwnas.supernet.darts import DartsSearch, DartsSpace, discretise, one_hot
 from hwnas.supernet.spaces import restrict
-from hwnas.train.tasks import make_task
+from hwnas.engine.tasks import make_task
 
 PROFILE = "cpu-host-model"
 SPACE = {

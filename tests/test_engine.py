@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import hwnas
-from hwnas.config import SearchConfig
+from hwnas.engine.config import SearchConfig
 from hwnas.engine.records import Status, read_record, read_tag
 from hwnas.engine.stop import StopToken
 from hwnas.engine.study import evaluated_trials
@@ -79,10 +79,10 @@ def test_a_search_from_a_config_object_equals_one_from_arguments(tmp_path):
     ({"strategy": "supernet", "strategy_options": {"distill": 2}}, "--supernet-distill must be in [0.0, 1.0], got 2"),
     ({"strategy_options": {"finetune_epochs": 2}}, "--finetune-epochs need --strategy supernet"),
 ])
-def test_a_config_is_validated_with_one_message_style_naming_the_option(options, message):
+def test_a_config_is_validated_with_one_message_style_naming_the_option(options, message, tmp_path):
     with pytest.raises(ConfigError) as info:
-        SearchConfig(space="mlp_tabular", **options)
-    assert message in str(info.value)
+        hwnas.search(config=SearchConfig(space="mlp_tabular", out=tmp_path / "x", **options))
+    assert message in str(info.value) and not (tmp_path / "x").exists()  # before any work
 
 
 @register_kind
@@ -179,7 +179,7 @@ def test_a_plug_in_strategy_runs_and_its_options_become_flags(tmp_path, capsys):
 def test_a_sequence_classifier_prunes_as_its_space_asks(tmp_path):
     from hwnas.space import ArchConfig
     from hwnas.train import TrainSettings
-    from hwnas.train.tasks import make_task
+    from hwnas.engine.tasks import make_task
 
     rows = ["text,label"] + [f"{'good' if i % 2 else 'bad'} {i % 5},{i % 2}" for i in range(60)]
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")

@@ -219,7 +219,7 @@ def lowered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     from hwnas.data import load_dataset
     from hwnas.engine.evaluator import Evaluator
     from hwnas.space import ArchConfig
-    from hwnas.train.tasks import ClassificationTask, make_task
+    from hwnas.engine.tasks import ClassificationTask, make_task
 
     out = tmp_path_factory.mktemp("families")
     reviews = out / "reviews.csv"

@@ -15,7 +15,7 @@ from hwnas.errors import ProfileError
 from hwnas.lowering.export import export_onnx
 from hwnas.models import build_model
 from hwnas.models.preprocess import InputStats
-from hwnas.profiles.calibrate import calibrate_predictor, kernel_times
+from hwnas.calibrate import calibrate_predictor, kernel_times
 from hwnas.profiles.predictor import LatencyModel, PredictorProfile, kernel_ops
 from hwnas.space import ArchConfig
 

@@ -268,7 +268,7 @@ def test_custom_profile_objective_from_python(tmp_path):
 
 
 def test_unexpected_error_in_a_candidate_fails_that_trial_only(tmp_path, monkeypatch):
-    from hwnas.train import tasks
+    from hwnas.engine import tasks
 
     def broken(self, model, settings):
         raise ZeroDivisionError("division by zero")

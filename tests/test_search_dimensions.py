@@ -18,7 +18,7 @@ from hwnas.api import search
 from hwnas.engine.evaluator import Evaluator, Timings
 from hwnas.engine.records import Status, read_record
 from hwnas.space import ArchConfig, load_space
-from hwnas.train.tasks import ClassificationTask, make_task
+from hwnas.engine.tasks import ClassificationTask, make_task
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,7 @@ from hwnas.supernet.search import SupernetSearch, build_supernet  # noqa: E402
 from hwnas.supernet.spaces import restrict  # noqa: E402
 from hwnas.supernet.transformer import TransformerSupernet  # noqa: E402
 from hwnas.train import seed_everything  # noqa: E402
-from hwnas.train.tasks import make_task  # noqa: E402
+from hwnas.engine.tasks import make_task  # noqa: E402
 
 PROFILES = ["cpu-host-model", "gpu-a100"]
 

@@ -138,7 +138,7 @@ def test_onnx_export_reproduces_torch_and_perplexity(chars, trained, tmp_path):
     assert out.shape == (3, SEQ, chars.vocab_size) and np.abs(out - ref).max() <= 1e-4
     for split in ("val", "test"):
         torch_loss, torch_ppl = evaluate_lm(model, chars, split)
-        onnx_loss, onnx_ppl = evaluate_lm(path, chars, split)
+        onnx_loss, onnx_ppl = evaluate_lm(lambda tokens: onnx_logits(path, tokens), chars, split)
         assert onnx_loss == pytest.approx(torch_loss, rel=1e-4) and onnx_ppl == pytest.approx(torch_ppl, rel=1e-4)
 
 

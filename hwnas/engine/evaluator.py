@@ -28,7 +28,7 @@ from hwnas.precision import FixedPoint
 from hwnas.profiles import Profile, ProfileResult
 from hwnas.space import ArchConfig
 from hwnas.train import TrainSettings, seed_everything
-from hwnas.train.tasks import Task
+from hwnas.engine.tasks import Task
 
 _log = logging.getLogger(__name__)
 

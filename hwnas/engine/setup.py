@@ -1,4 +1,4 @@
-"""A :class:`~hwnas.config.SearchConfig` resolved into what a search runs with — space, task, profiles,
+"""A :class:`~hwnas.engine.config.SearchConfig` resolved into what a search runs with — space, task, profiles,
 objectives, constraints — every cross-check done, before any study is opened or candidate trained."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from hwnas.config import SearchConfig
+from hwnas.engine.config import SearchConfig
 from hwnas.data import load_for_family
 from hwnas.engine.objectives import ACCURACY, Constraint, Objective, parse_constraints, parse_objectives
 from hwnas.errors import ConfigError
@@ -16,7 +16,7 @@ from hwnas.profiles.measure import for_search
 from hwnas.space import SearchSpace, load_space
 
 if TYPE_CHECKING:
-    from hwnas.train.tasks import Task
+    from hwnas.engine.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def resolve(config: SearchConfig) -> SearchSetup:
     data = config.dataset  # a name or path is loaded here; a loaded dataset or a Task goes to make_task as it is
     if isinstance(data, (str, Path)):
         data = load_for_family(space.model, data, target=config.target, seed=config.seed, fixed=space.fixed)
-    from hwnas.train.tasks import make_task
+    from hwnas.engine.tasks import make_task
 
     task = make_task(space.model, data, target=config.target, seed=config.seed, fixed=space.fixed)
     objectives = parse_objectives(config.objectives, profiles, quality=(ACCURACY, task.metric))

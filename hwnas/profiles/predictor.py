@@ -19,7 +19,7 @@ Calibration keeps the family with the lower cross-validated error (``graph`` whe
 plentiful; ``kernel`` generalises better from few, as its per-kernel shapes come from thousands of kernels).
 
 A fitted model is a small JSON file (:class:`LatencyModel`), written by
-:func:`hwnas.profiles.calibrate.calibrate_predictor`.
+:func:`hwnas.calibrate.calibrate_predictor`.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from hwnas.space import Categorical, Int, SearchSpace
 from hwnas.supernet.costs import OpCostTable
 from hwnas.supernet.spaces import Restriction, restrict
 from hwnas.train import seed_everything
-from hwnas.train.tasks import ClassificationTask, Task
+from hwnas.engine.tasks import ClassificationTask, Task
 from hwnas.train.trainer import Batch, Trainer, TrainHook, TrainState
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from hwnas.supernet.spaces import restrict
 from hwnas.supernet.train import train_supernet
 from hwnas.train import TrainSettings, accuracy, seed_everything
 from hwnas.train.lm import evaluate_lm
-from hwnas.train.tasks import LanguageModelTask, Task, make_task
+from hwnas.engine.tasks import LanguageModelTask, Task, make_task
 
 
 def _distinct_archs(supernet: torch.nn.Module, n: int, rng: random.Random) -> list[dict[str, Any]]:

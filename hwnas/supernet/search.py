@@ -21,7 +21,7 @@ from hwnas.supernet.spaces import restrict
 from hwnas.supernet.train import train_supernet
 from hwnas.supernet.transformer import TransformerSupernet
 from hwnas.train import seed_everything
-from hwnas.train.tasks import ClassificationTask, LanguageModelTask, Task
+from hwnas.engine.tasks import ClassificationTask, LanguageModelTask, Task
 
 if TYPE_CHECKING:
     from hwnas.engine.session import SearchSession

@@ -1,5 +1,5 @@
 """Training: one loop (:class:`Trainer`) with hooks for early stopping, gradual pruning and distillation, used
-by every task and strategy; tasks tie a dataset to a model family (:mod:`hwnas.train.tasks`)."""
+by every task and strategy; tasks tie a dataset to a model family (:mod:`hwnas.engine.tasks`)."""
 
 from hwnas.train.tabular import TrainResult, accuracy, train
 from hwnas.train.trainer import (Distillation, EarlyStopping, Trainer, TrainHook, TrainSettings, TrainState,

@@ -1,5 +1,6 @@
 """Training and evaluation of the Transformer family: language modelling (loss / perplexity) and sequence
-classification (accuracy), on the torch model or on an exported ONNX file (run with onnxruntime).
+classification (accuracy), of a torch model or of any function from token ids to logits (the task passes
+the exported ONNX file's, run in ONNX Runtime).
 
 Both trainers are :class:`~hwnas.train.trainer.Trainer` runs: Adam with gradient clipping, early stopping on
 the validation loss after every epoch (best weights restored), the model's pruning hooks, and
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -18,10 +18,10 @@ import torch
 from torch import nn
 
 from hwnas.data.text import DEFAULT_EVAL_WINDOWS, SequenceDataset, TextDataset
-from hwnas.lowering.runtime import onnx_logits
 from hwnas.train.trainer import Batch, EarlyStopping, Trainer, TrainHook, TrainState
 
-ModelOrPath = nn.Module | str | Path
+#: A torch model, or a function from token ids [n, T] to logits.
+Logits = nn.Module | Callable[[np.ndarray], np.ndarray]
 GRAD_CLIP = 1.0
 
 
@@ -49,17 +49,17 @@ class ClassifierResult:
     best_epoch: int = 0
 
 
-# --- logits and losses (torch model or ONNX file) ----------------------------------------------------------------
+# --- logits and losses ------------------------------------------------------------------------------------------
 
 
-def logits_of(model_or_path: ModelOrPath, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Logits for token ids ``tokens`` [n, T]: a torch model (eval mode, no grad) or an ONNX file path."""
-    if not isinstance(model_or_path, nn.Module):
-        return onnx_logits(model_or_path, tokens, batch_size)
-    model_or_path.eval()
+def logits_of(model: Logits, tokens: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Logits for token ids ``tokens`` [n, T] of a torch model (eval mode, no grad, in batches) or a function."""
+    if not isinstance(model, nn.Module):
+        return np.asarray(model(tokens))
+    model.eval()
     x = torch.as_tensor(np.asarray(tokens, dtype=np.int64))
     with torch.no_grad():
-        return torch.cat([model_or_path(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
+        return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
 
 
 def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
@@ -71,20 +71,19 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
     return float((log_norm - picked).mean())
 
 
-def evaluate_lm(model_or_path: ModelOrPath, data: TextDataset, split: str = "val", *,
+def evaluate_lm(model: Logits, data: TextDataset, split: str = "val", *,
                 max_eval_windows: int | None = DEFAULT_EVAL_WINDOWS, batch_size: int = 256) -> tuple[float, float]:
-    """(mean next-token loss in nats, perplexity) on the deterministic evaluation windows of ``split``, for a
-    torch model or an exported (possibly quantised) ONNX file."""
+    """(mean next-token loss in nats, perplexity) on the deterministic evaluation windows of ``split``."""
     x, y = data.eval_windows(split, max_eval_windows)
-    loss = cross_entropy(logits_of(model_or_path, x, batch_size), y)
+    loss = cross_entropy(logits_of(model, x, batch_size), y)
     return loss, _perplexity(loss)
 
 
-def evaluate_classifier(model_or_path: ModelOrPath, data: SequenceDataset, split: str = "val", *,
+def evaluate_classifier(model: Logits, data: SequenceDataset, split: str = "val", *,
                         batch_size: int = 256) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) on ``split`` for a torch model or an ONNX file."""
+    """(mean cross-entropy, accuracy) on ``split``."""
     x, y = data.split(split)
-    logits = logits_of(model_or_path, x, batch_size)
+    logits = logits_of(model, x, batch_size)
     return cross_entropy(logits, y), float((logits.argmax(-1) == y).mean())
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from hwnas.data import Dataset, load_for_family
 from hwnas.data.text import SequenceDataset, TextDataset
 from hwnas.lowering.export import Exporter, FeatureExporter, TokenExporter
-from hwnas.lowering.runtime import onnx_accuracy
+from hwnas.lowering.runtime import onnx_accuracy, onnx_logits
 from hwnas.models import build_model
 from hwnas.models.deploy import DeployableModule
 from hwnas.models.preprocess import InputStats
@@ -145,7 +145,7 @@ class LanguageModelTask(Task):
         return TokenExporter(d.seq_len, d.vocab_size, d.eval_windows("train", 256)[0])
 
     def quality(self, onnx_path: Path, split: str) -> float:
-        return evaluate_lm(onnx_path, self.data, split)[1]
+        return evaluate_lm(lambda tokens: onnx_logits(onnx_path, tokens), self.data, split)[1]
 
 
 class SequenceClassificationTask(Task):
@@ -183,7 +183,7 @@ class SequenceClassificationTask(Task):
         return TokenExporter(d.seq_len, d.vocab_size, d.split("train")[0])
 
     def quality(self, onnx_path: Path, split: str) -> float:
-        return evaluate_classifier(onnx_path, self.data, split)[1]
+        return evaluate_classifier(lambda tokens: onnx_logits(onnx_path, tokens), self.data, split)[1]
 
 
 def make_task(model: str, dataset: str | Any, *, target: str | None, seed: int,

@@ -2,9 +2,10 @@
 
 Every field declares its command-line flag and help (:func:`field_option`), so ``hwnas search``'s options are
 generated from this one declaration, as are the strategies' (:mod:`hwnas.strategies`). Construction checks
-everything that needs no file, model or profile: types, bounds, the sampler, the strategy and its options.
-What needs loading (the space, the dataset, the profiles, objectives and constraints against those profiles)
-is resolved by :func:`hwnas.engine.setup.resolve`, still before any training.
+everything that needs no file, model or profile: types and bounds and the sampler. The strategy and its
+options are the strategies' business (:meth:`hwnas.strategies.Strategy.parse_options`, called by
+:func:`hwnas.search` first); what needs loading (the space, the dataset, the profiles, objectives and
+constraints against those profiles) is resolved by :func:`hwnas.engine.setup.resolve` — all before any work.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import yaml
 
 from hwnas.engine.samplers import SAMPLERS
 from hwnas.errors import ConfigError
-from hwnas.strategies import StrategyOptions, get_strategy
 from hwnas.validation import check_choice, check_int
 
 
@@ -80,7 +80,8 @@ class SearchConfig:
         metavar="NAME.KEY=VALUE")
     progress: bool = field_option(True, "--no-progress", "no progress bar", action="store_false")
     strategy: str = field_option("scratch", "--strategy", "how candidates get their weights")
-    strategy_options: Any = field_option({}, None, "options of the strategy (their own flags)")
+    #: ``{option: value}`` of the strategy (each strategy declares its options and their flags).
+    strategy_options: Mapping[str, Any] = field_option({}, None, "options of the strategy (their own flags)")
 
     def __post_init__(self) -> None:
         if self.space is None:
@@ -101,10 +102,12 @@ class SearchConfig:
                 isinstance(v, Mapping) for v in self.profile_overrides.values()):
             raise ConfigError("--profile-set: expected PROFILE.KEY=VALUE entries")
         set_("profile_overrides", {str(k): dict(v) for k, v in self.profile_overrides.items()})
-        options = self.strategy_options
-        if isinstance(options, StrategyOptions):
-            options = options.given()
-        set_("strategy_options", get_strategy(self.strategy).parse_options(dict(options or {})))
+        if not isinstance(self.strategy, str):
+            raise ConfigError(f"--strategy must be a strategy's name, got {self.strategy!r}")
+        if not isinstance(self.strategy_options, Mapping):
+            raise ConfigError(f"strategy_options must be a mapping of option names to values, got "
+                              f"{self.strategy_options!r}")
+        set_("strategy_options", dict(self.strategy_options))
 
     def replace(self, **changes: Any) -> "SearchConfig":
         return dataclasses.replace(self, **changes)
