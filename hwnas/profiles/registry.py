@@ -19,10 +19,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
 from hwnas.builtin import PROFILES_DIR
 from hwnas.errors import ProfileError
+from hwnas.files import load_yaml
 from hwnas.profiles.base import Profile
 
 ENTRY_POINT_GROUP = "hwnas.profiles"
@@ -98,10 +97,10 @@ def _entry_point_paths() -> list[tuple[Path, str]]:
 
 def _name_of(path: Path) -> str:
     try:
-        data = yaml.safe_load(path.read_text())
-        return str(data["name"]) if isinstance(data, dict) and "name" in data else path.stem
-    except (OSError, yaml.YAMLError):
+        data = load_yaml(path, ProfileError)
+    except ProfileError:
         return path.stem  # `get` will report what is wrong with it
+    return str(data["name"]) if isinstance(data, dict) and "name" in data else path.stem
 
 
 def definitions() -> dict[str, Definition]:
@@ -120,13 +119,7 @@ def definitions() -> dict[str, Definition]:
 def load_file(path: str | Path, overrides: dict[str, Any] | None = None) -> Profile:
     """Build a profile from one YAML definition file; errors name the file and the field."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ProfileError(f"{path}: no such profile file") from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from None
-    return from_dict(data, path=path, overrides=overrides)
+    return from_dict(load_yaml(path, ProfileError), path=path, overrides=overrides)
 
 
 def from_dict(

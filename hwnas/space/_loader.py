@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hwnas.builtin import SPACES_DIR
 from hwnas.errors import SpaceError
+from hwnas.files import load_yaml
 from hwnas.space._params import Categorical, Float, Int, Param
 from hwnas.space._space import SearchSpace
 
@@ -39,12 +38,7 @@ def resolve_space_path(name_or_path: str | Path) -> Path:
 def load_space(name_or_path: str | Path) -> SearchSpace:
     """Load and validate a search space from a built-in name or a YAML file."""
     path = resolve_space_path(name_or_path)
-    where = str(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"{where}: not valid YAML: {exc}") from None
-    return space_from_dict(data, source=where, default_name=path.stem)
+    return space_from_dict(load_yaml(path, SpaceError), source=str(path), default_name=path.stem)
 
 
 def space_from_dict(data: Any, *, source: str = "<space>", default_name: str = "space") -> SearchSpace:
