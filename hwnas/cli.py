@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import yaml
 
 from hwnas.errors import HwnasError
+from hwnas.files import parse_yaml
 
 
 def _format_metric(m: dict[str, Any]) -> str:
@@ -57,10 +58,17 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
         for f in dataclasses.fields(strategy.Options):
             flag, cli = strategy.Options.flags()[f.name], dict(f.metadata["cli"])
             if "action" not in cli:
-                cli["type"] = yaml.safe_load  # numbers as YAML reads them (3, 0.5, 1e-3); checked by the options
+                cli["type"] = _yaml_value  # numbers as YAML reads them (3, 0.5, 1e-3); checked by the options
                 cli["metavar"] = _metavar(flag)
             group.add_argument(flag, dest=f"strategy.{f.name}", default=argparse.SUPPRESS,
                                help=_with_default(f.metadata["help"], f.default, cli.get("action")), **cli)
+
+
+def _yaml_value(text: str) -> Any:
+    try:
+        return parse_yaml(text, "the value", HwnasError)
+    except HwnasError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _metavar(flag: str) -> str:
@@ -145,7 +153,7 @@ def _overrides(items: Sequence[str], flag: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise HwnasError(f"{flag} {item!r}: expected KEY=VALUE, e.g. batch_size=16")
-        out[key] = yaml.safe_load(value)
+        out[key] = parse_yaml(value, f"{flag} {item!r}", HwnasError)
     return out
 
 

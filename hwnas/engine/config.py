@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
 
 from hwnas.engine.samplers import SAMPLERS
 from hwnas.errors import ConfigError
+from hwnas.files import parse_yaml
 from hwnas.validation import check_choice, check_int
 
 
@@ -39,10 +39,7 @@ def parse_profile_sets(items: Sequence[str]) -> dict[str, dict[str, Any]]:
         name, dot, key = left.rpartition(".")
         if not sep or not dot or not name or not key:
             raise ConfigError(f"--profile-set {text!r}: expected PROFILE.KEY=VALUE, e.g. cpu-ort.batch_size=16")
-        try:
-            out.setdefault(name, {})[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ConfigError(f"--profile-set {text!r}: the value is not a YAML scalar") from None
+        out.setdefault(name, {})[key] = parse_yaml(value, f"--profile-set {text!r}", ConfigError)
     return out
 
 
