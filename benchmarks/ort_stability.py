@@ -20,7 +20,6 @@ Writes ``benchmarks/results/ort_stability.json`` (or ``--json``). Run: ``python 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time

@@ -297,7 +297,6 @@ def published_checks() -> list[dict[str, Any]]:
     """Large-GEMM throughput of the GPU profiles against published measurements (kernel time: the MatMul's
     max(compute, memory), launch and per-inference overheads excluded, as the sources time many back-to-back
     kernels). Weights are graph inputs, so no 8192^2 tensor is materialised."""
-    import onnx
     from onnx import TensorProto, helper
 
     import hwnas.profiles.analytical as an

@@ -204,7 +204,7 @@ def analyse(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, A
 
 def report(args: argparse.Namespace, analysis: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     cps = args.checkpoint_list
-    lines = [f"Reference point (common to all runs): "
+    lines = ["Reference point (common to all runs): "
              + ", ".join(f"{k}={v:.4g}" for k, v in analysis["reference_point"].items())
              + f"; box volume {analysis['reference_box_volume']:.4g}", ""]
     lines.append("Normalised hypervolume (HV / box volume), mean ± std over seeds "

@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 from hwnas.engine.objectives import Constraint, violations
 from hwnas.errors import CandidateError, ConfigError, ProfileError
@@ -217,21 +217,23 @@ class Evaluator:
                 prepared = Prepared(model, torch_val, epochs_run)
             return self.finish(prepared.model, config, seed, timings, name, prepared.torch_val, prepared.epochs_run)
         except BaseException as exc:
-            kept = self._keep_failed(name)
+            failed = isinstance(exc, Exception)  # an interrupt (Ctrl-C) keeps nothing: there is no trial to keep it
+            kept = self._clean_up(name, keep=failed)
             if isinstance(exc, CandidateError):
                 exc.artifact = kept
                 raise
-            if isinstance(exc, Exception):  # whatever breaks inside one candidate fails it, never the search
+            if failed:  # whatever breaks inside one candidate fails it, never the search
                 _log.debug("candidate %s failed", name, exc_info=True)
                 raise CandidateError(f"unexpected {type(exc).__name__}: {exc}", artifact=kept) from exc
             raise
 
-    def _keep_failed(self, name: str) -> Path | None:
-        """The newest lowered file of a failed candidate, renamed ``name.failed.onnx``; the rest removed."""
+    def _clean_up(self, name: str, *, keep: bool) -> Path | None:
+        """Remove a failed candidate's files but (with ``keep``) its newest lowered one, renamed
+        ``name.failed.onnx`` and returned."""
         leftovers = sorted(self.workdir.glob(f"{name}.*"), key=lambda p: p.stat().st_mtime_ns)
         onnx_files = [p for p in leftovers if p.suffix == ".onnx"]
         kept = None
-        if onnx_files:
+        if keep and onnx_files:
             kept = onnx_files[-1].replace(self.workdir / f"{name}.failed.onnx")
         for leftover in leftovers:
             if leftover != kept:
@@ -255,6 +257,3 @@ def quality_value(result: CandidateResult, task: Task) -> float:
     """The quality objective: validation score of the exported model; the task's worst for untrained ones."""
     return result.val_score if result.val_score is not None else task.untrained_value
 
-
-def metrics_dict(costs: Mapping[str, ProfileResult]) -> dict[str, Any]:
-    return {name: r.to_dict()["metrics"] for name, r in costs.items()}
