@@ -53,14 +53,6 @@ class StrategyOptions:
         """Field name → command-line flag."""
         return {f.name: f.metadata.get("flag") or "--" + f.name.replace("_", "-") for f in dataclasses.fields(cls)}
 
-    def given(self) -> dict[str, Any]:
-        """The options that differ from their defaults."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if getattr(self, f.name) != f.default}
-
-    def describe(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 class Strategy(abc.ABC):
     """Base class of every search strategy (see the module docstring for the lifecycle)."""
