@@ -166,16 +166,18 @@ def darts_check(task: Any, space: str, profile: str, scratch_study: Any, args: a
                                    out=out, strategy="darts", epochs=args.epochs,
                                    strategy_options={"darts_epochs": args.darts_epochs},
                                    constraints=[f"{metric}<={bound:.6g}"])
+    from hwnas.engine.records import read_record, read_tag
+
     darts = json.loads((out / "darts.json").read_text())
-    (trial,) = [t for t in result.study.trials if t.user_attrs.get("strategy", {}).get("name") == "darts"]
-    record = trial.user_attrs["result"]
-    profiled = record["metrics"][profile][metric.split(".", 1)[1]]["value"]
+    (trial,) = [t for t in result.study.trials if read_tag(t).get("name") == "darts"]
+    record = read_record(trial)
+    profiled = record.costs[profile][metric.split(".", 1)[1]].value
     return {
         "budget": bound, "metric": metric, "seconds": seconds, "derived": darts["derived"],
         "expected_cost": darts["expected_cost"][metric], "table_cost": darts["derived_table_cost"][metric],
         "profiled_cost": profiled, "table_error_pct": 100 * (darts["derived_table_cost"][metric] - profiled) / profiled,
         "met_expected": darts["expected_cost"][metric] <= bound, "met_profiled": profiled <= bound,
-        "status": record["status"], "val_accuracy": record.get("val_accuracy"),
+        "status": record.status.value, "val_accuracy": record.val_score,
         "best_scratch_within_budget": max((t.values[0] for t in within), default=None),
         "scratch_trials_within_budget": len(within), "projected": darts["projected"],
     }
