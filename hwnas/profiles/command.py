@@ -228,10 +228,10 @@ class CommandProfile(Profile):
                     raise ProfileError(f"profile '{self.name}': env names must be non-empty strings without '=', "
                                        f"got {shown(key)}")
                 if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                    raise ProfileError(f"profile '{self.name}': env value of {key} must be a string or a number, "
-                                       f"got {shown(value)}")
+                    raise ProfileError(f"profile '{self.name}': env value of {_excerpt(key)} must be a string or a "
+                                       f"number, got {shown(value)}")
                 _no_nul(self.name, "env name", key)
-                _no_nul(self.name, f"env value of {key}", str(value))
+                _no_nul(self.name, f"env value of {_excerpt(key)}", str(value))
         for key in ("cwd", "profile_dir"):
             if merged[key] is not None and not isinstance(merged[key], str):
                 raise ProfileError(f"profile '{self.name}': {key} must be a path string, got {shown(merged[key])}")

@@ -254,10 +254,10 @@ def add(path: str | Path, *, force: bool = False) -> Path:
             "use --force to replace or shadow it"
         )
     try:
-        folder = user_dir().expanduser()
+        folder = user_dir()
         folder.mkdir(parents=True, exist_ok=True)
         folder = folder.resolve(strict=True)
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:  # not a folder, a symlink loop, a NUL in the variable
         raise ProfileError(f"cannot use the profile folder {user_dir()}: {getattr(exc, 'strerror', None) or exc}") from None
     dest = folder / f"{check_name(profile.name)}.yaml"  # again where it counts: a kind may set its name itself
     if os.path.lexists(dest) and not force:
