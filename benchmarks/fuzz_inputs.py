@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's hwnas, not an installed one
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import environment, header, table, write_json  # noqa: E402
@@ -34,18 +35,16 @@ def main(argv: list[str] | None = None) -> None:
         cases = pool(sandbox, args.seed)
         results = run_cases(cases, sandbox)
         stray = sandbox.stray_files()
-    groups: dict[str, list] = {}
-    for case in cases:
-        groups.setdefault(case.id.split("-")[0], []).append(case)
-    rows = []
-    for name, group in sorted(groups.items()):
-        counts = summary(group, results)
-        rows.append([name, *counts.values()])
-    total = summary(cases, results)
+        # judged while the sandbox exists: a case's forbidden paths are checked on disk
+        failures = {c.id: problems(c, results[c.id]) for c in cases if problems(c, results[c.id])}
+        groups: dict[str, list] = {}
+        for case in cases:
+            groups.setdefault(case.id.split("-")[0], []).append(case)
+        rows = [[name, *summary(group, results).values()] for name, group in sorted(groups.items())]
+        total = summary(cases, results)
     rows.append(["all", *total.values()])
     print(header(env))
     print(table(["inputs", *total.keys()], rows))
-    failures = {c.id: problems(c, results[c.id]) for c in cases if problems(c, results[c.id])}
     for case_id, issues in sorted(failures.items()):
         print(f"  {case_id}: {issues[0][:200]}")
     print(f"stray files: {len(stray)}; wall {time.perf_counter() - began:.0f} s")

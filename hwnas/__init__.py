@@ -11,9 +11,14 @@ The public API (imported on first use, so that ``import hwnas`` stays fast)::
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 __version__ = "0.1.0"
+# ONNX Runtime (1.32) writes telemetry files into ~/.cache/Microsoft/DeveloperTools and $TMPDIR/.ses whenever a
+# session is made: hwnas writes nowhere but where it is told. Set before anything imports onnxruntime; an
+# explicit setting of the user's is kept.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 _API = {
     "search": "hwnas.api", "export": "hwnas.api", "verify": "hwnas.api", "SearchResult": "hwnas.api",

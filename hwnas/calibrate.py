@@ -24,6 +24,7 @@ import yaml
 from hwnas.errors import CandidateError, ProfileError
 from hwnas.graph import OpCost
 from hwnas.profiles import predictor as pred
+from hwnas.profiles.base import check_name
 from hwnas.profiles.onnxruntime import cpu_name
 from hwnas.validation import check_int
 
@@ -329,6 +330,7 @@ def calibrate_predictor(
     ``model_file`` and ``yaml``.
     """
     out_yaml = Path(out_yaml)
+    name = check_name(name or out_yaml.stem)  # before measuring: an invalid name would fail only at the end
     if not spaces:
         raise ProfileError("calibrate: name at least one search space")
     check_int(samples, "--samples", low=4, high=100_000, error=ProfileError)  # half fit, half validate
@@ -354,7 +356,7 @@ def calibrate_predictor(
     }
     out_yaml.parent.mkdir(parents=True, exist_ok=True)
     model_file = model.save(out_yaml.with_suffix(".json"))
-    out_yaml.write_text(_profile_yaml(name or out_yaml.stem, model, model_file, measure_profile))
+    out_yaml.write_text(_profile_yaml(name, model, model_file, measure_profile))
     return {**model.validation, "family": model.family, "cv_mape_pct": cv, "architectures": n_archs,
             "samples": len(measured), "model_file": str(model_file), "yaml": str(out_yaml)}
 

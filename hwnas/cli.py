@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -184,10 +185,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     from hwnas import profiles
     from hwnas.calibrate import calibrate_predictor
 
-    out = Path(args.out) if args.out else profiles.user_dir() / f"{args.name or args.measure + '-predictor'}.yaml"
+    measured = Path(args.measure).stem if args.measure.endswith((".yaml", ".yml")) else args.measure
+    name = args.name or (Path(args.out).stem if args.out else f"{measured}-predictor")
+    out = Path(args.out) if args.out else profiles.user_dir() / f"{name}.yaml"  # calibrate_predictor checks name
     result = calibrate_predictor(
         args.measure, out, spaces=args.space or ("mlp_tabular", "mlp_wide"), samples=args.samples,
-        batch_sizes=args.batch_size or (1, 16, 256), seed=args.seed, name=args.name, rounds=args.rounds,
+        batch_sizes=args.batch_size or (1, 16, 256), seed=args.seed, name=name, rounds=args.rounds,
         log=lambda line: print(line, file=sys.stderr),
     )
     if args.json:
@@ -345,6 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _WarningLines(logging.Handler):
+    """hwnas's warnings (e.g. a user profile file skipped) as one ``hwnas: warning:`` line each, on the stderr
+    of the moment."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"hwnas: warning: {record.getMessage()}", file=sys.stderr)
+
+
 ABORTED = "\nhwnas: interrupted; finished trials are saved — re-run the same command to resume."
 
 
@@ -370,6 +381,9 @@ def _on_signal(stop: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     from hwnas.engine.stop import StopToken
 
+    log = logging.getLogger("hwnas")
+    if not any(isinstance(h, _WarningLines) for h in log.handlers):
+        log.addHandler(_WarningLines(logging.WARNING))
     args = build_parser().parse_args(argv)
     args.stop = StopToken()
     signal.signal(signal.SIGINT, _on_signal(args.stop))

@@ -58,7 +58,10 @@ def load_yaml(path: str | Path, error: type[HwnasError]) -> Any:
 
 def parse_yaml(text: str, where: str, error: type[HwnasError]) -> Any:
     """One YAML document from ``text``; ``where`` names it in errors."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # refuses a text with characters YAML forbids (NUL, ...) at once
+    except yaml.YAMLError as exc:
+        raise error(f"{where}: not valid YAML: {_first_line(exc)}") from None
     try:
         node = loader.get_single_node()
         if node is None:

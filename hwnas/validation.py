@@ -3,7 +3,8 @@
 ``name`` is how the user wrote the option: a flag (``--trials``), a field of a file
 (``space.yaml: fixed.batch_size``) or a profile parameter (``profile 'cpu-ort': parameter 'threads'``), so the
 message says where to look. The checks are strict on type: ``true`` is not an integer, ``1.5`` is not an integer,
-``"fast"`` is not a number and ``.inf``/``.nan`` are not finite numbers.
+``"fast"`` is not a number and ``.inf``/``.nan`` are not finite numbers. A value is shown by :func:`shown`, so
+that a megabyte-long string in a file makes a one-line message, not a megabyte one.
 """
 
 from __future__ import annotations
@@ -15,10 +16,18 @@ from typing import Any, Iterable, TypeVar
 from hwnas.errors import ConfigError
 
 T = TypeVar("T")
+#: The longest excerpt of a user's value that a message quotes.
+SHOWN_CHARS = 200
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)``, cut to ``limit`` characters (with the length it had) when longer."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _fail(error: type[Exception], name: str, requirement: str, value: Any) -> Exception:
-    return error(f"{name} must be {requirement}, got {value!r}")
+    return error(f"{name} must be {requirement}, got {shown(value)}")
 
 
 def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None,

@@ -75,6 +75,8 @@ class Sandbox:
         env = dict(os.environ)
         env.update(HWNAS_PROFILE_DIR=str(self.profiles), HOME=str(self.home), TMPDIR=str(self.tmp),
                    XDG_CONFIG_HOME=str(self.home / ".config"), OMP_NUM_THREADS="1")
+        # the worker is a script: without this, `import hwnas` finds whatever checkout is installed, not this one
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
         return env
 
     def stray_files(self) -> list[str]:

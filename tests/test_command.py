@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -191,3 +192,79 @@ def test_android_example_profile_loads():
     assert p.kind == "command" and p.params["setup"][0][:2] == ["adb", "-s"]
     assert p._compiled["pattern"].search("Average inference time cost total: 0.25 ms").group("latency") == "0.25"
     assert p._compiled["repeats_pattern"].search("Total inference requests: 100").group(1) == "100"
+
+
+def test_what_reaches_the_operating_system_is_checked_when_the_profile_is_built(bench):
+    with pytest.raises(ProfileError, match="env names must be non-empty strings without '='"):
+        make(bench, env={"A=B": "1"})
+    with pytest.raises(ProfileError, match="env value of A must not contain a NUL"):
+        make(bench, env={"A": "x\0y"})
+    with pytest.raises(ProfileError, match="env value of A must be a string or a number"):
+        make(bench, env={"A": [1]})
+    with pytest.raises(ProfileError, match="command argument must not contain a NUL"):
+        make(bench, "ok", "a\0b")
+    with pytest.raises(ProfileError, match=r"parameter 'runs' \(a command placeholder\) must not contain a NUL"):
+        make(bench, "ok", "{runs}", runs="1\0")
+    with pytest.raises(ProfileError, match="takes no format spec"):
+        make(bench, "ok", "{batch_size:>999999999}")
+    with pytest.raises(ProfileError, match="pattern must be a regex"):
+        make(bench, pattern=["(1)"])
+    with pytest.raises(ProfileError, match="not a valid regex"):
+        make(bench, pattern="(" * 2000 + "1" + ")" * 2000)
+    with pytest.raises(ProfileError, match="setup must be a list"):
+        make(bench, setup={})
+
+
+def test_cwd_that_is_no_folder_makes_the_profile_unavailable(bench, tmp_path):
+    (tmp_path / "file").write_text("")
+    assert "is not a directory" in make(bench, cwd=str(tmp_path / "file")).available()
+
+
+def _printer(tmp_path: Path, code: str) -> list[str]:
+    script = tmp_path / "print.py"
+    script.write_text(code)
+    return [sys.executable, str(script)]
+
+
+def test_output_is_read_bounded_and_quoted_in_excerpts(tmp_path):
+    command = _printer(tmp_path, "import sys\nsys.stdout.write('x' * 50_000_000)\nprint(' latency: 1.5 ' + 'y' * 100_000)\n")
+    p = profiles.from_dict({"name": "big", "kind": "command", "params": {
+        "command": command, "pattern": r"latency: (?P<latency>[0-9.]+)( y*)"}})
+    m = p.profile(tmp_path / "print.py")["latency_ms"]
+    assert m.value == 1.5 and len(m.details["matched"]) <= 201
+    missing = profiles.from_dict({"name": "big", "kind": "command", "params": {"command": command, "pattern": "p50: (1)"}})
+    with pytest.raises(ProfileError, match="not found") as info:
+        missing.profile(tmp_path / "print.py")
+    assert len(str(info.value)) < 3000
+
+
+def test_a_backtracking_pattern_is_stopped_at_timeout_s(tmp_path):
+    command = _printer(tmp_path, "print('a' * 40 + 'b')\n")
+    p = profiles.from_dict({"name": "slow", "kind": "command", "params": {
+        "command": command, "pattern": r"^(?P<latency>(a+)+)$", "timeout_s": 2}})
+    start = time.perf_counter()
+    with pytest.raises(ProfileError, match="took longer than timeout_s"):
+        p.profile(tmp_path / "print.py")
+    assert time.perf_counter() - start < 20
+
+
+def test_preflight_measures_a_tiny_model_unless_a_check_command_says_more(bench, model_path):
+    assert make(bench).preflight() is None
+    reason = make(bench, "fail").preflight()
+    assert reason.startswith("measuring a tiny test model failed: command exited with code 3")
+    assert make(bench, "fail", check=[sys.executable, "-c", "pass"]).preflight() is None
+
+
+def test_a_search_with_a_command_that_always_fails_stops_before_any_trial(bench, tmp_path):
+    profile = tmp_path / "failing.yaml"
+    profile.write_text(f"name: failing\nkind: command\nparams:\n  command: [{sys.executable!r}, {str(bench)!r}, "
+                       f"'{{model}}', '1', fail]\n  pattern: '{PATTERN}'\n")
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "hwnas", "search", "mlp_tabular", "--dataset", "iris", "--profile",
+                           str(profile), "--trials", "1", "--epochs", "1", "--no-progress", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("hwnas: error: profile 'failing' cannot run here: measuring a tiny test model failed: "
+                               "command exited with code 3")
+    assert not (out / "study.db").exists()

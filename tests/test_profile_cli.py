@@ -174,3 +174,36 @@ def test_calibrate_writes_a_usable_predictor_profile(tmp_path):
     m = out["metrics"]["latency_ms"]
     assert m["provenance"] == "predicted" and m["value"] > 0 and m["details"]["validation_error"]
     (profiles.user_dir() / "host-learned.yaml").unlink()
+
+
+def test_a_bad_user_file_is_one_warning_line_and_breaks_no_other_command(tmp_path):
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "cpu-ort.yaml").write_text("name: cpu-ort\nkind: onnxruntime\nparams: {threads: lots}\n")
+    (folder / "broken.yaml").write_bytes(b"name: \xff\xfe\n")
+    env = {"HWNAS_PROFILE_DIR": str(folder)}
+    for args in (("profiles", "show", "cpu-ort"), ("profiles", "list")):
+        lines = hwnas(*args, env=env).stderr.strip().splitlines()
+        assert len(lines) == 2 and all(line.startswith("hwnas: warning: skipping a user profile file") for line in lines)
+        assert any(f"{folder / 'cpu-ort.yaml'}: profile 'cpu-ort': parameter 'threads'" in line for line in lines)
+    proc = hwnas("profiles", "show", "broken", env=env, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+        f"hwnas: error: {folder / 'broken.yaml'}: not UTF-8 text")
+
+
+def test_add_writes_only_inside_the_profile_folder(tmp_path):
+    folder = tmp_path / "a" / "b" / "profiles"
+    escape = tmp_path / "a" / "escaped.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: ../../escaped\nkind: onnxruntime\n")
+    proc = hwnas("profiles", "add", str(bad), env={"HWNAS_PROFILE_DIR": str(folder)}, check=False)
+    assert proc.returncode == 2 and "profile name must be" in proc.stderr and not escape.exists()
+
+
+def test_calibrate_checks_the_name_before_measuring(tmp_path):
+    from hwnas.calibrate import calibrate_predictor
+
+    with pytest.raises(ProfileError, match="profile name must be"):
+        calibrate_predictor("cpu-ort", tmp_path / "x.yaml", name="../x", samples=4, batch_sizes=(1,),
+                            spaces=("mlp_tabular",))
+    assert list(tmp_path.iterdir()) == []

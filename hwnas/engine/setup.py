@@ -102,6 +102,6 @@ def _check_compatible(space: SearchSpace, profiles: Mapping[str, Profile]) -> No
 def _check_available(profiles: Mapping[str, Profile]) -> None:
     """A profile that cannot produce its numbers here fails the search up front, not every candidate."""
     for p in profiles.values():
-        reason = p.available()
+        reason = p.available() or p.preflight()
         if reason:
             raise ConfigError(f"profile {p.name!r} cannot run here: {reason}")

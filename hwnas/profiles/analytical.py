@@ -47,10 +47,10 @@ import onnx
 
 from hwnas.errors import ProfileError
 from hwnas.graph import COPY_OPS, DTYPES, LAYOUT_OPS, OpCost, graph_costs, optimize_with_onnxruntime
-from hwnas.profiles.base import UNKNOWN_OPS, Metric, Profile, ProfileResult
+from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.onnxruntime import host_mismatch
 from hwnas.profiles.registry import register_kind
-from hwnas.validation import check_choice, check_float, check_int
+from hwnas.validation import check_float, shown
 
 MODEL_NAME = "roofline-ops-v1"
 #: A dtype without a peak of its own runs at the peak of the next wider one.
@@ -422,10 +422,16 @@ def _full_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: The largest value of any constant: far beyond any hardware (1 TB, 10^12 GB/s, 10^12 µs), and small enough
+#: that no sum of costs overflows to infinity.
+CONSTANT_MAX = 1e12
+
+
 def _number(name: str, key: str, value: Any, low: float = 0.0, strict: bool = False) -> float:
-    """A finite number >= ``low`` (> ``low`` when ``strict``) for one entry of a profile parameter."""
-    return check_float(value, f"profile '{name}': parameter '{key}'", low=low, low_inclusive=not strict,
-                       error=ProfileError)
+    """A finite number >= ``low`` (> ``low`` when ``strict``) and <= :data:`CONSTANT_MAX` for one entry of a
+    profile parameter."""
+    return check_float(value, f"profile '{name}': parameter '{key}'", low=low, high=CONSTANT_MAX,
+                       low_inclusive=not strict, error=ProfileError)
 
 
 @register_kind
@@ -459,20 +465,20 @@ class AnalyticalProfile(Profile):
         "measure_with": None,
         "unknown_ops": "refuse",
     }
+    ranges = {"batch_size": Range(1, 65536, integer=True), "memory_gbps": Range(0.0, CONSTANT_MAX, low_open=True),
+              "inference_overhead_us": Range(0.0, CONSTANT_MAX), "sparse_2_4_speedup": Range(1.0, CONSTANT_MAX)}
+    choices = {**Profile.choices, "fusion": FUSIONS}
+    #: Parameters made of numbers (mappings, lists, or a number or a mapping), checked entry by entry here;
+    #: the others are checked by :meth:`Profile._check_param` against ``ranges``, ``choices`` or their type.
+    NESTED = ("peak_gflops", "efficiency", "op_overhead_us", "cache_bytes", "cache_gbps", "sparse_2_4_dtypes",
+              "unstructured_sparsity_speedup")
     _cache: dict[tuple[str, int, str], list[OpCost]] = {}
 
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        allowed = {**getattr(self, "common", {}), **self.defaults}
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ProfileError(f"profile '{self.name}' (kind {self.kind}): unknown parameter(s) {unknown}; "
-                               f"allowed: {sorted(allowed)}")
-        p = _full_params(params)
+        checked = super()._validate_params({k: v for k, v in params.items() if k not in self.NESTED})
+        p = _full_params(params)  # mappings given in part complete the defaults
+        p.update((k, v) for k, v in checked.items() if k not in self.NESTED)
         name = self.name
-        p["batch_size"] = check_int(p["batch_size"], f"profile '{name}': parameter 'batch_size'", low=1, high=65536,
-                                    error=ProfileError)
-        for key, allowed in (("fusion", FUSIONS), ("unknown_ops", UNKNOWN_OPS)):
-            check_choice(p[key], f"profile '{name}': parameter '{key}'", allowed, error=ProfileError)
         self._check_mapping("peak_gflops", p["peak_gflops"], DTYPES, strict=True)
         if "fp32" not in p["peak_gflops"]:
             raise ProfileError(f"profile '{name}': peak_gflops needs an 'fp32' entry (every dtype falls back to it)")
@@ -484,41 +490,33 @@ class AnalyticalProfile(Profile):
                 _number(name, f"op_overhead_us.{key}", value)
         else:
             _number(name, "op_overhead_us", p["op_overhead_us"])
-        _number(name, "inference_overhead_us", p["inference_overhead_us"])
-        _number(name, "memory_gbps", p["memory_gbps"], 0.0, strict=True)
         caps, bws = p["cache_bytes"], p["cache_gbps"]
         if not isinstance(caps, list) or not isinstance(bws, list) or len(caps) != len(bws):
             raise ProfileError(f"profile '{name}': cache_bytes and cache_gbps must be lists of equal length "
-                               f"(one per cache level, smallest first), got {caps!r} and {bws!r}")
+                               f"(one per cache level, smallest first), got {shown(caps)} and {shown(bws)}")
         for i, (c, b) in enumerate(zip(caps, bws)):
             _number(name, f"cache_bytes[{i}]", c, 0.0, strict=True)
             _number(name, f"cache_gbps[{i}]", b, 0.0, strict=True)
         if list(caps) != sorted(caps):
-            raise ProfileError(f"profile '{name}': cache_bytes must be ascending (L1, L2, ...), got {caps}")
-        _number(name, "sparse_2_4_speedup", p["sparse_2_4_speedup"], 1.0)
+            raise ProfileError(f"profile '{name}': cache_bytes must be ascending (L1, L2, ...), got {shown(caps)}")
         sparse_dtypes = p["sparse_2_4_dtypes"]
         bad = [d for d in sparse_dtypes if d not in DTYPES] if isinstance(sparse_dtypes, list) else [sparse_dtypes]
         if bad:
-            raise ProfileError(f"profile '{name}': sparse_2_4_dtypes: unknown dtype(s) {bad}; known {list(DTYPES)}")
+            raise ProfileError(f"profile '{name}': sparse_2_4_dtypes: unknown dtype(s) {shown(bad)}; "
+                               f"known {list(DTYPES)}")
         cap = p["unstructured_sparsity_speedup"]
         if cap not in (None, False):
             _number(name, "unstructured_sparsity_speedup", cap, 1.0)
-        if not isinstance(p["measure_with"], (type(None), str, dict)):
-            raise ProfileError(f"profile '{name}': measure_with must be a profile name, a mapping or null")
-        if not isinstance(p["repack_batched_weights"], bool):
-            raise ProfileError(f"profile '{name}': repack_batched_weights must be true or false")
-        if not isinstance(p.get("prefer_measured", False), bool):
-            raise ProfileError(f"profile '{name}': prefer_measured must be true or false")
-        if not str(p["validation_error"]).strip():
+        if not p["validation_error"].strip():
             raise ProfileError(f"profile '{name}': validation_error must say how good the model is")
         return p
 
     def _check_mapping(self, key: str, value: Any, allowed: Iterable[str], strict: bool = False) -> None:
         if not isinstance(value, Mapping):
-            raise ProfileError(f"profile '{self.name}': parameter '{key}' must be a mapping, got {value!r}")
-        unknown = sorted(set(value) - set(allowed))
+            raise ProfileError(f"profile '{self.name}': parameter '{key}' must be a mapping, got {shown(value)}")
+        unknown = sorted(set(value) - set(allowed), key=str)
         if unknown:
-            raise ProfileError(f"profile '{self.name}': {key}: unknown key(s) {unknown}; allowed: {list(allowed)}")
+            raise ProfileError(f"profile '{self.name}': {key}: unknown key(s) {shown(unknown)}; allowed: {list(allowed)}")
         for k, v in value.items():
             _number(self.name, f"{key}.{k}", v, 0.0, strict=strict)
 

@@ -11,24 +11,46 @@ A profile turns one lowered ONNX file into costs. Lifecycle, as the search uses 
 
 A new kind is "subclass :class:`Profile`, set ``kind``, ``metrics``, ``primary_metric`` and
 ``provenance``, implement :meth:`profile`, decorate with :func:`hwnas.profiles.register_kind`".
+
+A profile's name is also the name of its file in the user profile folder (``NAME.yaml``), so it is a safe file
+name (:data:`NAME_RULE`): it can neither leave that folder nor hide in it.
 """
 
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Literal
 
 from hwnas.errors import ProfileError
 from hwnas.precision import FixedPoint
-from hwnas.validation import check_choice, check_float, check_int
+from hwnas.validation import check_choice, check_float, check_int, shown
 
 Provenance = Literal["measured", "predicted"]
 #: Values of ``unknown_ops``, the parameter of kinds that price a graph operator by operator (they declare it
 #: in their ``defaults``): ``refuse`` (default) makes an operator they have no rule for a ProfileError naming
 #: it; ``approximate`` prices it anyway and lists it in every metric's ``details["approximated_ops"]``.
 UNKNOWN_OPS = ("refuse", "approximate")
+#: Profile names: 1-64 ASCII letters, digits, ``-``, ``_``, ``.``, starting with a letter or digit (no path
+#: separator, no ``..``, no hidden file, nothing argparse reads as an option); ``@`` joins a qualifier of the
+#: same form (hwnas names the profile that measures ``NAME`` ``NAME@measured``), 200 characters in all.
+NAME_RULE = "1-64 letters, digits, '-', '_' or '.' starting with a letter or digit (NAME@QUALIFIER: each part so)"
+_PART = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_NAME = re.compile(rf"(?=.{{1,200}}\Z){_PART}(@{_PART})*")
+
+
+def _is_text(value: Any) -> bool:
+    """A non-empty string without NUL (a name or a path)."""
+    return isinstance(value, str) and bool(value) and "\0" not in value
+
+
+def check_name(value: Any) -> str:
+    """``value`` when it is a valid profile name (:data:`NAME_RULE`), else a ProfileError saying so."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ProfileError(f"profile name must be {NAME_RULE}, got {shown(value)}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -115,7 +137,7 @@ class Profile(abc.ABC):
         source: str = "",
         path: Path | None = None,
     ) -> None:
-        self.name = name
+        self.name = check_name(name)
         self.description = description
         self.source = source
         self.path = path
@@ -124,19 +146,24 @@ class Profile(abc.ABC):
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """The parameters with their defaults, each checked against its :class:`Range`, choices or type."""
         allowed = {**self.common, **self.defaults}
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ProfileError(
-                f"profile '{self.name}' (kind {self.kind}): unknown parameter(s) {unknown}; "
-                f"allowed: {sorted(allowed)}"
-            )
+        self._check_known(params, allowed)
         merged = dict(allowed)
         for key, value in params.items():
             merged[key] = self._check_param(key, value, allowed[key])
         return merged
 
+    def _check_known(self, params: dict[Any, Any], allowed: dict[str, Any]) -> None:
+        unknown = sorted(set(params) - set(allowed), key=str)
+        if unknown:
+            raise ProfileError(
+                f"profile '{self.name}' (kind {self.kind}): unknown parameter(s) {shown(unknown)}; "
+                f"allowed: {sorted(allowed)}"
+            )
+
     def _check_param(self, key: str, value: Any, default: Any) -> Any:
         name = f"profile '{self.name}': parameter '{key}'"
+        if key == "measure_with":
+            return self._check_measure_with(value)
         bound = self.ranges.get(key)
         if bound is not None:
             if value is None and bound.nullable:
@@ -152,15 +179,27 @@ class Profile(abc.ABC):
             return value  # free-form (a path, a mapping ...): the kind checks it
         if isinstance(default, bool):
             if not isinstance(value, bool):
-                raise ProfileError(f"{name} must be true or false, got {value!r}")
+                raise ProfileError(f"{name} must be true or false, got {shown(value)}")
             return value
         if isinstance(default, (int, float)):  # a number without a declared range
             return check_int(value, name, error=ProfileError) if isinstance(default, int) else \
                 check_float(value, name, error=ProfileError)
         if not isinstance(value, type(default)):
             expected = {str: "a string", list: "a list", dict: "a mapping"}.get(type(default), type(default).__name__)
-            raise ProfileError(f"{name} must be {expected}, got {value!r}")
+            raise ProfileError(f"{name} must be {expected}, got {shown(value)}")
         return value
+
+    def _check_measure_with(self, value: Any) -> Any:
+        """``measure_with``: null, a profile name or YAML path, or ``{profile: NAME, params: {...}}`` or an inline
+        definition ``{kind: KIND, params: {...}}`` (:func:`hwnas.profiles.measure.measuring_profile` builds it)."""
+        if value is None or _is_text(value):
+            return value
+        if isinstance(value, dict) and set(value) <= {"profile", "kind", "params"}:
+            named = [k for k in ("profile", "kind") if k in value]
+            if len(named) == 1 and _is_text(value[named[0]]) and isinstance(value.get("params", {}), (dict, type(None))):
+                return value
+        raise ProfileError(f"profile '{self.name}': measure_with must be a profile name or path, or a mapping with "
+                           f"'profile' or 'kind' (and 'params'), got {shown(value)}")
 
     def approximated_ops(self, model: Path | str, ops: Iterable[str], how: str) -> list[str]:
         """``ops`` — operator types of ``model`` this profile has no rule for — sorted, each once.
@@ -178,6 +217,13 @@ class Profile(abc.ABC):
 
     def available(self) -> str | None:
         """None when this profile can produce its numbers on this machine, else the reason it cannot."""
+        return None
+
+    def preflight(self) -> str | None:
+        """Called once before a search starts, after :meth:`available`: None when this profile can price a
+        candidate, else why not, so that a profile that would fail every trial fails the search instead. By
+        default :meth:`available` says enough; a kind whose failures show only when it runs (a user's command)
+        tries itself here."""
         return None
 
     def bind(self, out_dir: Path) -> None:

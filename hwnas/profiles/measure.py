@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from hwnas.errors import ProfileError
 from hwnas.profiles.base import Profile
 from hwnas.profiles.registry import from_dict, get
 
@@ -24,8 +23,6 @@ def measuring_profile(profile: Profile, name: str | None = None) -> Profile | No
     name = name or f"{profile.name}@measured"
     if isinstance(spec, str):
         spec = {"profile": spec}
-    if not isinstance(spec, dict) or not ({"profile", "kind"} & set(spec)):
-        raise ProfileError(f"profile '{profile.name}': measure_with must be a profile name or a mapping with 'profile' or 'kind'")
     params = {**(spec.get("params") or {}), **carry}
     if "profile" in spec:
         base = get(str(spec["profile"]), params)

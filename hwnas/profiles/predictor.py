@@ -25,15 +25,18 @@ A fitted model is a small JSON file (:class:`LatencyModel`), written by
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from hwnas.errors import ProfileError
+from hwnas.files import read_text
 from hwnas.graph import COPY_OPS, LAYOUT_OPS, OpCost, graph_costs, optimize_with_onnxruntime
 from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.onnxruntime import file_digest, host_mismatch
 from hwnas.profiles.registry import register_kind
+from hwnas.validation import check_float, shown
 
 FORMAT = "hwnas-latency-predictor"
 VERSION = 1
@@ -136,25 +139,33 @@ class LatencyModel:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ProfileError(f"{where}: not a {FORMAT} file")
         if data.get("version") != VERSION:
-            raise ProfileError(f"{where}: {FORMAT} version {data.get('version')} is not supported (this is {VERSION})")
-        unknown = sorted(set(data.get("coef", {})) - set(feature_names()))
+            raise ProfileError(f"{where}: {FORMAT} version {shown(data.get('version'))} is not supported "
+                               f"(this is {VERSION})")
+        coef = data.get("coef")
+        if not isinstance(coef, dict):
+            raise ProfileError(f"{where}: coef must be a mapping of feature names to numbers, got {shown(coef)}")
+        unknown = sorted(set(coef) - set(feature_names()), key=str)
         if unknown:
-            raise ProfileError(f"{where}: unknown feature(s) {unknown}; known: {feature_names()}")
-        try:
-            return cls(str(data["family"]), float(data["intercept_ms"]),
-                       {str(k): float(v) for k, v in data["coef"].items()}, dict(data.get("validation") or {}),
-                       dict(data.get("training") or {}), data.get("kernel_model"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProfileError(f"{where}: malformed predictor file: {exc!r}") from None
+            raise ProfileError(f"{where}: unknown feature(s) {shown(unknown)}; known: {feature_names()}")
+        for key in ("validation", "training", "kernel_model"):
+            if not isinstance(data.get(key), (dict, type(None))):
+                raise ProfileError(f"{where}: {key} must be a mapping, got {shown(data.get(key))}")
+        if not isinstance(data.get("family"), str):
+            raise ProfileError(f"{where}: family must be a string, got {shown(data.get('family'))}")
+        return cls(data["family"], check_float(data.get("intercept_ms"), f"{where}: intercept_ms", error=ProfileError),
+                   {k: check_float(v, f"{where}: coef.{k}", error=ProfileError) for k, v in coef.items()},
+                   dict(data.get("validation") or {}), dict(data.get("training") or {}), data.get("kernel_model"))
 
     @classmethod
     def load(cls, path: Path) -> "LatencyModel":
+        if not os.path.lexists(path):
+            raise ProfileError(f"predictor model file {path} does not exist (run `hwnas profiles calibrate`)")
+        text = read_text(path, ProfileError)  # a folder, a FIFO, too large, not UTF-8: an error naming it
         try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ProfileError(f"predictor model file {path} does not exist (run `hwnas profiles calibrate`)") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ProfileError(f"predictor model file {path} cannot be read: {exc}") from None
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ProfileError(f"predictor model file {path} cannot be read: "
+                               f"{'nested too deeply' if isinstance(exc, RecursionError) else exc}") from None
         return cls.from_json(data, str(path))
 
     def describe(self) -> str:
@@ -181,9 +192,16 @@ class PredictorProfile(Profile):
 
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         merged = super()._validate_params(params)
-        if not merged["model_file"] or not isinstance(merged["model_file"], str):
+        if merged["model_file"] is None:
             raise ProfileError(f"profile '{self.name}': parameter 'model_file' (the fitted predictor JSON) is required")
-        path = Path(merged["model_file"]).expanduser()
+        if not isinstance(merged["model_file"], str) or not merged["model_file"]:
+            raise ProfileError(f"profile '{self.name}': parameter 'model_file' must be a path to the fitted predictor "
+                               f"JSON, got {shown(merged['model_file'])}")
+        path = Path(merged["model_file"])
+        try:
+            path = path.expanduser()
+        except RuntimeError:  # ~user of no such user: the file will not be found
+            pass
         if not path.is_absolute() and self.path is not None:
             path = Path(self.path).resolve().parent / path
         merged["model_file"] = str(path)

@@ -339,10 +339,11 @@ class PrintedProfile(Profile):
         "unknown_ops": "refuse",
         **{f.name: f.default for f in fields(EgfetTech)},
     }
-    #: Technology constants are physical quantities: positive and finite.
+    #: Technology constants are physical quantities: positive, and at most 10^12 (mm², mW/cm², ms: far beyond
+    #: any circuit, and no sum of them overflows).
     ranges = {"weight_bits": Range(2, 32, integer=True), "input_bits": Range(1, 32, integer=True),
               "act_bits": Range(1, 64, integer=True, nullable=True),
-              **{f.name: Range(0.0, low_open=True) for f in fields(EgfetTech)}}
+              **{f.name: Range(0.0, 1e12, low_open=True) for f in fields(EgfetTech)}}
 
     def fixed_point(self) -> FixedPoint:
         return FixedPoint(int(self.params["weight_bits"]), int(self.params["input_bits"]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from hwnas.errors import ProfileError
 from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.onnxruntime import cpu_name, file_digest, gpu_names
 from hwnas.profiles.registry import register_kind
+from hwnas.validation import shown
 
 INSTALL_HINT = "apache-tvm is not installed: pip install 'hwnas[tvm]'"
 DATABASE_DIR = "tvm_db"
@@ -48,17 +50,30 @@ def default_database() -> Path:
 
 
 def parse_target(name: str, value: Any) -> dict[str, Any]:
-    """A target as a JSON dict (a mapping, or a JSON string of one, e.g. from ``--profile-set``)."""
+    """A target as a JSON dict (a mapping, or a JSON string of one, e.g. from ``--profile-set``): a string
+    ``kind`` and options that are strings, numbers, booleans or lists of them (what TVM's target JSON holds)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise ProfileError(f"profile '{name}': target must be a JSON dict such as "
-                               f'{{"kind": "llvm", "num-cores": 1}}, got {value!r}') from None
-    if not isinstance(value, dict) or "kind" not in value:
-        raise ProfileError(f"profile '{name}': target must be a mapping with a 'kind' "
-                           f'(e.g. {{"kind": "llvm", "num-cores": 1}}), got {value!r}')
+                               f'{{"kind": "llvm", "num-cores": 1}}, got {shown(value)}') from None
+    if not _is_target(value):
+        raise ProfileError(f"profile '{name}': target must be a mapping with a 'kind' and options that are "
+                           f'strings, numbers or lists of them (e.g. {{"kind": "llvm", "num-cores": 1}}), '
+                           f"got {shown(value)}")
     return dict(value)
+
+
+def _is_target(value: Any) -> bool:
+    if not isinstance(value, dict) or not isinstance(value.get("kind"), str) or not value["kind"]:
+        return False
+    return all(isinstance(k, str) and (_is_option(v) or isinstance(v, list) and all(map(_is_option, v)))
+               for k, v in value.items())
+
+
+def _is_option(value: Any) -> bool:
+    return isinstance(value, (str, bool, int)) or (isinstance(value, float) and math.isfinite(value))
 
 
 @register_kind
@@ -90,8 +105,8 @@ class TVMProfile(Profile):
     ranges = {"threads": Range(1, 256, integer=True), "batch_size": Range(1, 65536, integer=True),
               "warmup": Range(0, 10_000, integer=True), "repeats": Range(1, 100_000, integer=True),
               "number": Range(1, 10_000, integer=True), "tuning_trials": Range(0, 100_000, integer=True),
-              "tolerance": Range(0.0, low_open=True), "timeout_s": Range(0.0, 7 * 24 * 3600.0, low_open=True),
-              "memory_gb": Range(0.0, low_open=True, nullable=True), "seed": Range(integer=True)}
+              "tolerance": Range(0.0, 1e6, low_open=True), "timeout_s": Range(0.0, 7 * 24 * 3600.0, low_open=True),
+              "memory_gb": Range(0.0, 1 << 20, low_open=True, nullable=True), "seed": Range(0, 2**31 - 1, integer=True)}
     _cache: dict[tuple[str, ...], ProfileResult] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -104,8 +119,8 @@ class TVMProfile(Profile):
         if "target" in params:  # a JSON string (e.g. from --profile-set) or a mapping
             params = {**params, "target": parse_target(self.name, params["target"])}
         merged = super()._validate_params(params)
-        if merged["database"] is not None and not isinstance(merged["database"], str):
-            raise ProfileError(f"profile '{self.name}': database must be a folder path, got {merged['database']!r}")
+        if merged["database"] is not None and (not isinstance(merged["database"], str) or "\0" in merged["database"]):
+            raise ProfileError(f"profile '{self.name}': database must be a folder path, got {shown(merged['database'])}")
         return merged
 
     # ---- where the database lives --------------------------------------------------------------------------
@@ -117,7 +132,10 @@ class TVMProfile(Profile):
     def database(self) -> Path:
         """The tuning database folder this profile reads and extends."""
         if self.params["database"]:
-            return Path(self.params["database"]).expanduser().resolve()
+            try:
+                return Path(self.params["database"]).expanduser().resolve()
+            except RuntimeError:  # ~user of no such user
+                return Path(self.params["database"]).resolve()
         return (self._out_dir / DATABASE_DIR).resolve() if self._out_dir else default_database()
 
     # ---- the worker ----------------------------------------------------------------------------------------
@@ -233,7 +251,7 @@ class TVMRPCProfile(TVMProfile):
     def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         merged = super()._validate_params(params)
         if merged["tracker"] and ":" not in merged["tracker"]:
-            raise ProfileError(f"profile '{self.name}': tracker must be HOST:PORT, got {merged['tracker']!r}")
+            raise ProfileError(f"profile '{self.name}': tracker must be HOST:PORT, got {shown(merged['tracker'])}")
         if merged["tracker"] and not merged["key"]:
             raise ProfileError(f"profile '{self.name}': a tracker needs the device's key")
         if merged["tuning_trials"] > 0:
