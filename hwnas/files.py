@@ -58,14 +58,17 @@ def load_yaml(path: str | Path, error: type[HwnasError]) -> Any:
 
 def parse_yaml(text: str, where: str, error: type[HwnasError]) -> Any:
     """One YAML document from ``text``; ``where`` names it in errors."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # reads the text at once: an unprintable character fails here
+    except yaml.YAMLError as exc:
+        raise error(f"{where}: not valid YAML: {_first_line(exc)}") from None
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         _check_size(node, where, error)
         return loader.construct_document(node)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of 5000 digits, a date 2024-13-45
         raise error(f"{where}: not valid YAML: {_first_line(exc)}") from None
     except RecursionError:
         raise error(f"{where}: nested too deeply to read (at most {MAX_YAML_DEPTH} levels)") from None

@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from typing import Any, Iterable, TypeVar
 
 from hwnas.errors import ConfigError
 
 T = TypeVar("T")
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxlong = _SHOWN.maxother = 120
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 20
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, abbreviated when long (``'aaaa...aaaa'``), so that a message about a value stays one
+    readable line whatever a file holds."""
+    return _SHOWN.repr(value)
+
 
 def _fail(error: type[Exception], name: str, requirement: str, value: Any) -> Exception:
-    return error(f"{name} must be {requirement}, got {value!r}")
+    return error(f"{name} must be {requirement}, got {shown(value)}")
 
 
 def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None,
