@@ -14,12 +14,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from hwnas.models.domains import SPARSITY_KINDS, SPARSITY_SCOPES
 from hwnas.models.layers import QuantWeights, per_layer
 from hwnas.validation import check_float
 
 PRUNE_KINDS = ("unstructured", "block", "N:M (e.g. 2:4)")
-#: What a space's ``sparsity_kind`` may say.
-SPARSITY_KINDS = ("none", "unstructured", "nm", "block")
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,7 @@ class GradualPruner:
         self.kind, self.nm = _parse_kind(kind)
         if self.kind == "block" and not block:
             raise ValueError("block pruning needs block=(rows, cols)")
-        if scope not in ("layer", "global") or (scope == "global" and self.kind != "unstructured"):
+        if scope not in SPARSITY_SCOPES or (scope == "global" and self.kind != "unstructured"):
             raise ValueError(f"scope must be 'layer' or 'global' (global: unstructured only), got {scope!r}")
         if end_epoch < start_epoch:
             raise ValueError(f"end_epoch {end_epoch} < start_epoch {start_epoch}")
