@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 MAX_LAYERS = 64
 #: The most constraints a space may have (each is evaluated per layer for every sampled configuration).
 MAX_CONSTRAINTS = 64
+#: How many values of a parameter :meth:`SearchSpace.extremes` tries at one place before it gives up.
+_EXTREME_TRIES = 16
 
 
 @dataclass(frozen=True)
@@ -177,9 +179,9 @@ class SearchSpace:
         return tree
 
     def _check_satisfiable(self, tries: int = 500) -> None:
-        """Some configuration satisfies the constraints: one of ``tries`` random ones. An expression that cannot
-        be evaluated for one of these is an error in the space."""
-        if not self.constraints:
+        """Some configuration satisfies the constraints: an extreme one, or one of ``tries`` random ones. An
+        expression that cannot be evaluated for one of these is an error in the space."""
+        if not self.constraints or self.extremes():
             return
         rng = random.Random(0)
         for _ in range(tries):
@@ -276,6 +278,54 @@ class SearchSpace:
         except (TypeError, ZeroDivisionError):
             return False
 
+    # -- the extreme configurations -------------------------------------------------------------------------
+    def extremes(self) -> dict[str, ArchConfig]:
+        """The smallest and the largest configuration, for a dry build that finds what no single value shows
+        (heads that do not divide d_model, blocks that do not divide a width) before any work.
+
+        The smallest: parameter by parameter in the order they are drawn, layer by layer, each takes its
+        smallest value (numbers by value, other choices in the order listed) that breaks no constraint it can
+        be checked against yet; the largest likewise with the largest values. ``{"smallest": ..., "largest":
+        ...}`` without a side on which some parameter is left without such a value, or whose result still breaks
+        a constraint (it would be no counterexample)."""
+        found = {"smallest": self._extreme(largest=False), "largest": self._extreme(largest=True)}
+        return {side: config for side, config in found.items() if config is not None}
+
+    def _extreme(self, largest: bool) -> ArchConfig | None:
+        values: dict[str, Any] = {}
+        for name in self._order:
+            p = self.params[name]
+            if p.per_layer is None:
+                if self._active(p, values, None):
+                    value = self._pick(name, _ordered(p, largest), values, None)
+                    if value is None:
+                        return None
+                    values[name] = value
+                continue
+            values[name] = (None,) * values[p.per_layer]
+            for i in range(values[p.per_layer]):
+                if self._active(p, values, i):
+                    value = self._pick(name, _ordered(p, largest), values, i)
+                    if value is None:
+                        return None
+                    values[name] = (*values[name][:i], value, *values[name][i + 1:])
+        first = next(self._broken({**self.fixed, **values}), None)
+        if first is not None:
+            self._check_evaluable(*first)
+            return None
+        return self.config(values)
+
+    def _pick(self, name: str, candidates: list[Any], values: dict[str, Any], layer: int | None) -> Any:
+        """The first candidate for ``name`` (at ``layer``) that breaks no constraint mentioning it, or None."""
+        for value in candidates:
+            env = {**self.fixed, **values}
+            env[name] = value if layer is None else (*values[name][:layer], value, *values[name][layer + 1:])
+            first = next(self._broken(env, only=name, layer=layer), None)
+            if first is None:
+                return value
+            self._check_evaluable(*first)
+        return None
+
     def describe(self) -> dict[str, Any]:
         """The space as a YAML-able mapping (``hwnas spaces show``)."""
         return {
@@ -286,6 +336,25 @@ class SearchSpace:
             "fixed": dict(self.fixed),
             "constraints": list(self.constraints),
         }
+
+
+def _ordered(p: Param, largest: bool) -> list[Any]:
+    """Up to :data:`_EXTREME_TRIES` values of ``p``, smallest first (largest first if ``largest``)."""
+    if isinstance(p, Categorical):
+        numbers = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p.choices)
+        values = sorted(p.choices) if numbers else list(p.choices)
+    elif isinstance(p, Int):  # every value of a short range, else evenly spaced ones on the grid
+        n, last = (p.high - p.low) // p.step + 1, _EXTREME_TRIES - 1
+        picks = range(n) if n <= _EXTREME_TRIES else [k * (n - 1) // last for k in range(_EXTREME_TRIES)]
+        values = [p.low + k * p.step for k in picks]
+    else:  # evenly spaced from low to the highest value on the grid
+        assert isinstance(p, Float)
+        high = p.high
+        if p.step is not None and math.isfinite((p.high - p.low) / p.step):
+            high = min(p.high, p.low + math.floor((p.high - p.low) / p.step + 1e-9) * p.step)
+        inner = (p.low + (high - p.low) * k / (_EXTREME_TRIES - 1) for k in range(1, _EXTREME_TRIES - 1))
+        values = list(dict.fromkeys((p.low, *inner, high)))
+    return (values[::-1] if largest else values)[:_EXTREME_TRIES]
 
 
 def _random_draw(rng: random.Random) -> Callable[[str, Param], Any]:
