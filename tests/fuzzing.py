@@ -75,12 +75,15 @@ class Sandbox:
         env = dict(os.environ)
         env.update(HWNAS_PROFILE_DIR=str(self.profiles), HOME=str(self.home), TMPDIR=str(self.tmp),
                    XDG_CONFIG_HOME=str(self.home / ".config"), OMP_NUM_THREADS="1")
+        # the worker runs the hwnas of this checkout, not whichever one an editable install points at
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE.parent), env.get("PYTHONPATH")) if p)
         return env
 
     def stray_files(self) -> list[str]:
         """Files written anywhere but the inputs, the case outputs and the profile folder (temporary files
-        left behind count too)."""
-        allowed = (self.inputs, self.outs, self.profiles)
+        left behind count too). What ONNX Runtime itself writes whenever it opens a session (its telemetry
+        device id under ``~/.cache``, ``$TMPDIR/.ses``) is not hwnas's doing and is left out."""
+        allowed = (self.inputs, self.outs, self.profiles, self.home / ".cache" / "Microsoft", self.tmp / ".ses")
         stray = []
         for path in self.top.rglob("*"):
             if path.is_dir() or any(path.is_relative_to(a) for a in allowed):
