@@ -58,11 +58,13 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
     strategy_type = get_strategy(config.strategy)
     options = strategy_type.parse_options(config.strategy_options)
     setup = resolve(config)  # everything named is loaded and cross-checked before torch or Optuna is imported
+    from hwnas.engine.evaluator import dry_build
     from hwnas.engine.outputs import write_outputs
     from hwnas.engine.session import open_session
     from hwnas.engine.study import evaluated_trials
 
     strategy = strategy_type(setup, options)  # validates the space for itself, before any training
+    dry_build(strategy.space, setup.task, list(setup.profiles.values()))  # its extremes build, before any study
     session = open_session(setup, stop=stop, study_suffix=strategy.study_suffix, signature=strategy.signature())
     try:
         complete = strategy.run(session)

@@ -68,7 +68,7 @@ def parse_yaml(text: str, where: str, error: type[HwnasError]) -> Any:
             return None
         _check_size(node, where, error)
         return loader.construct_document(node)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of 5000 digits, a date 2024-13-45
         raise error(f"{where}: not valid YAML: {_first_line(exc)}") from None
     except RecursionError:
         raise error(f"{where}: nested too deeply to read (at most {MAX_YAML_DEPTH} levels)") from None

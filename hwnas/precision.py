@@ -18,6 +18,9 @@ from dataclasses import dataclass
 PRECISIONS = ("fp32", "fp16", "int8", "int4", "ternary", "binary")
 #: Modes that need a graph conversion; the others are values baked into fp32 constants.
 CONVERTED = ("int8", "int4", "fp16")
+#: The bit-widths (lowest, highest) of a fixed-point weight (signed: a sign bit and at least one more) and input.
+WEIGHT_BITS = (2, 32)
+INPUT_BITS = (1, 32)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from typing import Any, Iterable, TypeVar
 
 from hwnas.errors import ConfigError
@@ -24,6 +25,16 @@ def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
     """``repr(value)``, cut to ``limit`` characters (with the length it had) when longer."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxlong = _SHOWN.maxother = 120
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 20
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, abbreviated when long (``'aaaa...aaaa'``), so that a message about a value stays one
+    readable line whatever a file holds."""
+    return _SHOWN.repr(value)
 
 
 def _fail(error: type[Exception], name: str, requirement: str, value: Any) -> Exception:

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
 from hwnas.engine.objectives import Constraint, violations
-from hwnas.errors import CandidateError, ConfigError, ProfileError
+from hwnas.errors import CandidateError, ConfigError, ProfileError, SpaceError
 from hwnas.lowering import LoweredModel, lower
 from hwnas.models.deploy import DeployableModule
 from hwnas.models.ffn import model_summary
 from hwnas.precision import FixedPoint
 from hwnas.profiles import Profile, ProfileResult
-from hwnas.space import ArchConfig
+from hwnas.space import ArchConfig, SearchSpace
 from hwnas.train import TrainSettings, seed_everything
 from hwnas.engine.tasks import Task
 
@@ -93,6 +93,27 @@ def fixed_point_of(profiles: Sequence[Profile]) -> FixedPoint | None:
     if len(set(specs.values())) > 1:
         raise ConfigError(f"profiles require different fixed-point bit-widths: {specs}; choose one")
     return next(iter(specs.values()), None)
+
+
+def dry_build(space: SearchSpace, task: Task, profiles: Sequence[Profile]) -> None:
+    """Build the smallest and the largest configuration of ``space`` (:meth:`SearchSpace.extremes`) for
+    ``task`` on torch's meta device (shapes only: no memory, no training), so that a mistake between
+    parameters (heads that do not divide d_model, blocks that do not divide a width, int4 block-diagonal
+    layers) is one SpaceError before any study is opened, not a failure of every trial."""
+    import torch
+
+    fixed_point = fixed_point_of(profiles)
+    for side, config in space.extremes().items():
+        try:
+            with torch.device("meta"):
+                task.build(config, fixed_point)
+        except Exception as exc:  # whatever a builder raises, the space cannot be searched
+            reason = (str(exc).strip().splitlines() or [""])[0]
+            if not isinstance(exc, ValueError):
+                reason = f"{type(exc).__name__}: {reason}"
+            values = ", ".join(f"{k}={v}" for k, v in config.to_dict()["values"].items())
+            values = values if len(values) <= 300 else values[:300] + " …"
+            raise SpaceError(f"{space.origin}: the {side} configuration cannot be built: {reason} ({values})") from None
 
 
 def candidate_seed(seed: int, config: ArchConfig) -> int:

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hwnas.models.domains import FFN_KINDS
 from hwnas.models.layers import BlockDiagonal, Dense, LowRank, QuantWeights, uniform_init
 from hwnas.models.quant import fake_quant_mode, quantize_mode
 
-FFN_KINDS = ("dense", "lowrank", "blockdiag", "glu", "swiglu", "geglu", "moe")
 _BAKED_MODES = ("ternary", "binary")
 
 

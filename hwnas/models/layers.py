@@ -11,10 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from hwnas.models.domains import ACTIVATION_MODULES
 from hwnas.models.quant import fake_quant, quantize_weight
 
 #: Activations of hidden layers and FFN blocks, by the name a space gives.
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+ACTIVATIONS: dict[str, type[nn.Module]] = {name: getattr(nn, module) for name, module in ACTIVATION_MODULES.items()}
 
 
 class QuantWeights(nn.Module):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from hwnas.precision import PRECISIONS
+
 
 def weight_scale(w: torch.Tensor, bits: int) -> torch.Tensor:
     """Per-tensor symmetric scale: ``max|w| / (2**(bits-1) - 1)`` (the grid the printed profile re-derives)."""
@@ -28,7 +30,7 @@ def fake_quant(w: torch.Tensor, bits: int | None) -> torch.Tensor:
 #
 # Weights are [..., in, out]: the reduction axis is -2, an output channel is one column (axis -1).
 
-MODES = ("fp32", "fp16", "int8", "int4", "ternary", "binary")
+MODES = PRECISIONS
 
 
 def _ste(w: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -14,12 +14,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from hwnas.models.domains import SPARSITY_KINDS, SPARSITY_SCOPES
 from hwnas.models.layers import QuantWeights, per_layer
-from hwnas.validation import check_float
+from hwnas.validation import check_choice, check_float
 
 PRUNE_KINDS = ("unstructured", "block", "N:M (e.g. 2:4)")
-#: What a space's ``sparsity_kind`` may say.
-SPARSITY_KINDS = ("none", "unstructured", "nm", "block")
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,10 @@ def sparsity_spec(config: Mapping[str, Any], depth: int) -> SparsitySpec | None:
     block = config.get("sparsity_block")
     if kind == "block" and not block:
         raise ValueError("sparsity_kind 'block' needs sparsity_block (the side of a square block)")
-    return SparsitySpec(kind, tuple(float(s) for s in targets), int(block) if block else None,
-                        str(config.get("sparsity_scope", "layer")))
+    scope = check_choice(config.get("sparsity_scope", "layer"), "sparsity_scope", SPARSITY_SCOPES, error=ValueError)
+    if scope == "global" and kind != "unstructured":
+        raise ValueError(f"sparsity_scope 'global' prunes unstructured only, not sparsity_kind {kind!r}")
+    return SparsitySpec(kind, tuple(float(s) for s in targets), int(block) if block else None, scope)
 
 
 def _check(sparsity: float) -> None:
@@ -140,7 +141,7 @@ class GradualPruner:
         self.kind, self.nm = _parse_kind(kind)
         if self.kind == "block" and not block:
             raise ValueError("block pruning needs block=(rows, cols)")
-        if scope not in ("layer", "global") or (scope == "global" and self.kind != "unstructured"):
+        if scope not in SPARSITY_SCOPES or (scope == "global" and self.kind != "unstructured"):
             raise ValueError(f"scope must be 'layer' or 'global' (global: unstructured only), got {scope!r}")
         if end_epoch < start_epoch:
             raise ValueError(f"end_epoch {end_epoch} < start_epoch {start_epoch}")

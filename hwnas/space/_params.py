@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from hwnas.validation import shown
+
 
 class Draw(Protocol):
     """How a value is drawn: an Optuna trial's ``suggest_*`` or a random generator."""
@@ -96,12 +98,17 @@ def check_param(name: str, param: Param, fail: Callable[[str, str], None]) -> No
         if not param.choices:
             fail("choices", "expected a non-empty list")
         if len(set(map(repr, param.choices))) != len(param.choices):
-            fail("choices", f"duplicate choices in {list(param.choices)}")
+            fail("choices", f"duplicate choices in {shown(list(param.choices))}")
         for c in param.choices:
             if not isinstance(c, (str, int, float, bool)) or c is None:
-                fail("choices", f"choices must be strings or numbers, got {c!r}")
+                fail("choices", f"choices must be strings or numbers, got {shown(c)}")
         return
     assert isinstance(param, (Int, Float))
+    if isinstance(param, Float):
+        for key in ("low", "high", "step"):
+            value = getattr(param, key)
+            if value is not None and not math.isfinite(value):
+                fail(key, f"must be a finite number, got {value!r}")
     if param.low > param.high:
         fail("low", f"low ({param.low}) must be <= high ({param.high})")
     if param.log and param.low <= 0:
@@ -110,5 +117,3 @@ def check_param(name: str, param: Param, fail: Callable[[str, str], None]) -> No
         fail("step", f"step must be > 0, got {param.step}")
     if param.log and param.step not in (None, 1):
         fail("step", "a log-scaled parameter cannot have a step")
-    if isinstance(param, Float) and not (math.isfinite(param.low) and math.isfinite(param.high)):
-        fail("low", "bounds must be finite")

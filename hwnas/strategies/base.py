@@ -33,6 +33,7 @@ from hwnas.errors import ConfigError
 if TYPE_CHECKING:
     from hwnas.engine.session import SearchSession
     from hwnas.engine.setup import SearchSetup
+    from hwnas.space import SearchSpace
 
 ENTRY_POINT_GROUP = "hwnas.strategies"
 
@@ -66,6 +67,12 @@ class Strategy(abc.ABC):
 
     def __init__(self, setup: "SearchSetup", options: StrategyOptions) -> None:
         self.setup, self.options = setup, options
+
+    @property
+    def space(self) -> "SearchSpace":
+        """The space whose configurations this strategy builds with the task (the setup's; a strategy that pins
+        or drops parameters gives its restricted space): what is dry-built before the study opens."""
+        return self.setup.space
 
     @classmethod
     def parse_options(cls, given: Mapping[str, Any]) -> StrategyOptions:

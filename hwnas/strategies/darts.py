@@ -13,6 +13,7 @@ from hwnas.validation import check_float, check_int
 if TYPE_CHECKING:
     from hwnas.engine.session import SearchSession
     from hwnas.engine.setup import SearchSetup
+    from hwnas.space import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class Darts(Strategy):
 
         self.search = DartsSearch(setup.space, setup.task, setup.constraints, setup.objectives,
                                   seed=setup.config.seed, options=options)  # validates before any training
+
+    @property
+    def space(self) -> "SearchSpace":
+        return self.search.restriction.space
 
     def run(self, session: "SearchSession") -> bool:
         return self.search.run(session)

@@ -15,6 +15,7 @@ from hwnas.validation import check_float, check_int
 if TYPE_CHECKING:
     from hwnas.engine.session import SearchSession
     from hwnas.engine.setup import SearchSetup
+    from hwnas.space import SearchSpace
 
 CHECKPOINT = "supernet.pt"
 
@@ -63,6 +64,10 @@ class Supernet(Strategy):
 
     def signature(self) -> dict[str, Any]:
         return {"hwnas.strategy": {"name": self.name, **self.search.settings()}}
+
+    @property
+    def space(self) -> "SearchSpace":
+        return self.search.restriction.space
 
     def run(self, session: "SearchSession") -> bool:
         return self.search.run(session, session.out / CHECKPOINT)
