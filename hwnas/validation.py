@@ -21,20 +21,19 @@ T = TypeVar("T")
 SHOWN_CHARS = 200
 
 
+_REPR = reprlib.Repr()  # containers abbreviated before they are printed: a million-item list is never formatted
+_REPR.maxstring = _REPR.maxlong = _REPR.maxother = SHOWN_CHARS
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 20
+
+
 def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
-    """``repr(value)``, cut to ``limit`` characters (with the length it had) when longer."""
-    text = repr(value)
+    """``repr(value)`` as one readable excerpt: containers abbreviated, the text cut to ``limit`` characters
+    (with the length the full representation has) when longer, so that a message about a value stays one
+    line whatever a file holds."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * limit:
+        return f"an integer of {value.bit_length()} bits"  # too long to print, let alone read
+    text = repr(value) if isinstance(value, str) else _REPR.repr(value)
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
-
-_SHOWN = reprlib.Repr()
-_SHOWN.maxstring = _SHOWN.maxlong = _SHOWN.maxother = 120
-_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 20
-
-
-def shown(value: Any) -> str:
-    """``repr(value)``, abbreviated when long (``'aaaa...aaaa'``), so that a message about a value stays one
-    readable line whatever a file holds."""
-    return _SHOWN.repr(value)
 
 
 def _fail(error: type[Exception], name: str, requirement: str, value: Any) -> Exception:
