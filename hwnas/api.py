@@ -33,6 +33,8 @@ class SearchResult:
     stopped: bool = False
     #: True when it stopped because the sampler kept proposing invalid or already-evaluated architectures.
     exhausted: bool = False
+    #: Why the search found nothing, when every trial it evaluated failed (None otherwise).
+    failed: str | None = None
 
     @property
     def n_trials(self) -> int:
@@ -71,7 +73,7 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
     rows = write_outputs(session.study, session.out, session.artifacts.folder)
     stopped = stop.stopped and len(evaluated_trials(session.study)) < config.trials
     return SearchResult(session.study, session.out, rows, session.artifacts.folder, stopped=stopped,
-                        exhausted=not complete)
+                        exhausted=not complete, failed=session.failure())
 
 
 def open_existing_study(out: str | Path, *, storage: str | None = None, study: str | None = None,

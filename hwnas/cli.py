@@ -86,6 +86,10 @@ def _search_config(args: argparse.Namespace) -> Any:
     return SearchConfig(**fields)
 
 
+#: The exit code of a search that ran but whose every trial failed (2: bad input, refused before any work).
+SEARCH_FAILED = 3
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     config = _search_config(args)  # bad options fail here, before torch and Optuna are imported
     from hwnas.api import search
@@ -105,6 +109,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"hwnas: stopped early ({len(result.study.trials)} trials); re-run the same command to resume.",
               file=sys.stderr)
         return 130
+    if result.failed:
+        print(f"hwnas: error: {result.failed}", file=sys.stderr)
+        return SEARCH_FAILED
     return 0
 
 

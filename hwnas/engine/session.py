@@ -19,13 +19,14 @@ from hwnas.engine.runner import TrialRunner, evaluate_architecture, run_trials
 from hwnas.engine.stop import StopToken
 from hwnas.engine.samplers import make_sampler
 from hwnas.engine.setup import SearchSetup
-from hwnas.engine.study import default_storage, evaluated_trials, open_storage, open_study
+from hwnas.engine.study import all_failed, default_storage, evaluated_trials, open_storage, open_study
 from hwnas.space import SearchSpace
 
 
 @dataclass
 class SearchSession:
-    """See the module docstring. ``trials`` is the study's budget of evaluated architectures."""
+    """See the module docstring. ``trials`` is the study's budget of evaluated architectures; ``first_trial``
+    the number of the first trial this session adds to the study."""
 
     setup: SearchSetup
     study: optuna.Study
@@ -34,6 +35,7 @@ class SearchSession:
     progress: Progress
     stop: StopToken
     out: Path
+    first_trial: int = 0
 
     @property
     def trials(self) -> int:
@@ -42,6 +44,16 @@ class SearchSession:
     def evaluated(self) -> int:
         """Architectures the study holds evaluated (what ``--trials`` counts)."""
         return len(evaluated_trials(self.study))
+
+    def failure(self) -> str | None:
+        """None unless every architecture this session evaluated failed (it evaluated at least one): then why,
+        for the user (:func:`~hwnas.engine.study.all_failed`). The same for every strategy, so that no search
+        whose candidates all fail ends as if it had succeeded."""
+        summary = all_failed(evaluated_trials(self.study, since=self.first_trial))
+        if summary is None:
+            return None
+        early = f", so the search stopped before the {self.trials} asked for" if self.evaluated() < self.trials else ""
+        return f"the search found no model: {summary}{early} (the study keeps every trial and its reason)"
 
     def runner(self, *, space: SearchSpace | None = None, weights: Weights | None = None,
                tag: Mapping[str, Any] | None = None) -> TrialRunner:
@@ -86,4 +98,4 @@ def open_session(setup: SearchSetup, *, stop: StopToken, study_suffix: str = "",
                           train_threads=config.train_threads)
     progress = Progress(config.trials, min(len(evaluated_trials(study)), config.trials), config.progress)
     progress.announce(setup.task.metric, setup.task.direction, setup.objectives, list(setup.profiles.values()))
-    return SearchSession(setup, study, evaluator, Artifacts(folder), progress, stop, out)
+    return SearchSession(setup, study, evaluator, Artifacts(folder), progress, stop, out, len(study.trials))
