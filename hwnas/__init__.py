@@ -11,9 +11,14 @@ The public API (imported on first use, so that ``import hwnas`` stays fast)::
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 __version__ = "0.1.0"
+
+# ONNX Runtime (1.32) writes a device id and a telemetry database into ~/.cache/Microsoft and $TMPDIR when it is
+# imported; hwnas writes nothing outside its output folder and the profile folder (a user may still opt in).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 _API = {
     "search": "hwnas.api", "export": "hwnas.api", "verify": "hwnas.api", "SearchResult": "hwnas.api",
