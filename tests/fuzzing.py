@@ -75,6 +75,8 @@ class Sandbox:
         env = dict(os.environ)
         env.update(HWNAS_PROFILE_DIR=str(self.profiles), HOME=str(self.home), TMPDIR=str(self.tmp),
                    XDG_CONFIG_HOME=str(self.home / ".config"), OMP_NUM_THREADS="1")
+        # the hwnas of this checkout, not whichever one the interpreter has installed
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
         return env
 
     def stray_files(self) -> list[str]:
