@@ -126,8 +126,9 @@ def run_trials(study: optuna.Study, runner: TrialRunner, wanted: int, progress: 
 
     Candidate failures are recorded and the search goes on — unless the first :data:`MAX_FAILED_START`
     architectures this call evaluates all fail: then something fails every candidate (a profile's broken
-    number, a diverging learning rate), and it stops (the search reports it: :func:`~hwnas.engine.study.all_failed`). Returns False
-    when it stopped early because the sampler kept proposing invalid or already-evaluated architectures."""
+    number, a diverging learning rate), and it stops (the session reports it:
+    :meth:`~hwnas.engine.session.SearchSession.failure`). Returns False when it stopped early because the
+    sampler kept proposing invalid or already-evaluated architectures."""
     runner.remember(study)
     tally = {"ok": 0, "failed": 0}  # architectures this call evaluated
 
