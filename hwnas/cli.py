@@ -206,8 +206,10 @@ def _profile_run(args: argparse.Namespace) -> int:
     from hwnas.profiles.measure import measuring_profile
 
     model = Path(args.model)
-    if not model.is_file():
-        raise HwnasError(f"{model}: no such ONNX file")
+    if not model.is_file():  # a FIFO would block whatever reads it
+        raise HwnasError(f"{model}: " + ("is a folder, not an ONNX file" if model.is_dir() else
+                                         "not a regular file (a pipe or a device is no ONNX file)"
+                                         if model.exists() else "no such ONNX file"))
     profile = profiles.get(args.name, _overrides(args.set, "--set"))
     if args.action == "predict":
         if profile.provenance != "predicted":
@@ -376,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except HwnasError as exc:
-        print(f"hwnas: error: {exc}", file=sys.stderr)
+        print(f"hwnas: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever a tool said
         return 2
     except KeyboardInterrupt:
         print(ABORTED, file=sys.stderr)
