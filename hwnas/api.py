@@ -67,7 +67,7 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
     strategy = strategy_type(setup, options)  # validates the space for itself, before any training
     session = open_session(setup, stop=stop, study_suffix=strategy.study_suffix, signature=strategy.signature())
     try:
-        complete = strategy.run(session)
+        complete = session.run(strategy)
     finally:
         session.progress.close()
     rows = write_outputs(session.study, session.out, session.artifacts.folder)

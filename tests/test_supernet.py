@@ -320,3 +320,13 @@ def test_an_unusable_supernet_checkpoint_is_one_line_naming_it(tmp_path: Path, c
     assert rc == 2 and len(err) == 1 and "Traceback" not in err[0]
     assert err[0].startswith(f"hwnas: error: {ckpt}: {what}")
     assert err[0].endswith("; delete it (or use another --out) to train the supernet anew")
+
+
+def test_a_diverging_supernet_ends_the_search_with_exit_3_not_a_traceback(tmp_path: Path, capsys):
+    rc = cli_main(["search", "mlp_tabular", "--dataset", "iris", "--profile", "cpu-host-model", "--strategy",
+                   "supernet", "--supernet-lr", "1.0e+30", "--supernet-epochs", "2", "--trials", "2", "--no-progress",
+                   "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 3 and len(err) == 1
+    assert err[0].startswith("hwnas: error: the search found no model: --strategy supernet failed: training "
+                             "diverged: loss is nan")

@@ -20,6 +20,7 @@ from hwnas.engine.stop import StopToken
 from hwnas.engine.samplers import make_sampler
 from hwnas.engine.setup import SearchSetup
 from hwnas.engine.study import all_failed, default_storage, evaluated_trials, open_storage, open_study
+from hwnas.errors import CandidateError
 from hwnas.space import SearchSpace
 
 
@@ -36,6 +37,8 @@ class SearchSession:
     stop: StopToken
     out: Path
     first_trial: int = 0
+    #: Why the strategy itself failed (its own training diverged), when it did.
+    aborted: str | None = None
 
     @property
     def trials(self) -> int:
@@ -45,10 +48,22 @@ class SearchSession:
         """Architectures the study holds evaluated (what ``--trials`` counts)."""
         return len(evaluated_trials(self.study))
 
+    def run(self, strategy: Any) -> bool:
+        """Run ``strategy`` (a :class:`~hwnas.strategies.Strategy`) in this session. A candidate failure that
+        escapes it — the strategy's own training, of a supernet or of DARTS, diverged — ends the search as one
+        whose every trial failed (:meth:`failure` says why), not with a traceback."""
+        try:
+            return strategy.run(self)
+        except CandidateError as exc:
+            self.aborted = f"--strategy {strategy.name} failed: {exc}"
+            return True
+
     def failure(self) -> str | None:
-        """None unless every architecture this session evaluated failed (it evaluated at least one): then why,
-        for the user (:func:`~hwnas.engine.study.all_failed`). The same for every strategy, so that no search
-        whose candidates all fail ends as if it had succeeded."""
+        """None unless every architecture this session evaluated failed (it evaluated at least one), or the
+        strategy itself failed: then why, for the user (:func:`~hwnas.engine.study.all_failed`). The same for
+        every strategy, so that no search whose candidates all fail ends as if it had succeeded."""
+        if self.aborted:
+            return f"the search found no model: {self.aborted}"
         summary = all_failed(evaluated_trials(self.study, since=self.first_trial))
         if summary is None:
             return None
