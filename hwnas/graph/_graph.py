@@ -516,9 +516,9 @@ def _infer(model: onnx.ModelProto, weights: set[str]) -> None:
     """Write ``value_info`` from ONNX shape inference into ``model``, completed with :func:`_contrib_shape` for
     the nodes it leaves without a shape, then re-run so that standard ops downstream see the new shapes.
 
-    One round guesses every such node, in graph order, whose inputs ONNX inferred or which ONNX does not know
-    (a chain of contrib ops takes one round); a standard op that waits for a guessed input waits for the next
-    round, so that ONNX, not the elementwise guess, gives its shape. When ONNX knows every operator (and every
+    One round guesses every such node, in graph order, that is not downstream of a shape guessed in the same
+    round, or that ONNX does not know (a chain of contrib ops takes one round); a standard op downstream of a
+    guess waits for the next round, so that ONNX, not the elementwise guess, gives its shape. When ONNX knows every operator (and every
     constant is dense: it types a sparse one as no tensor), the first round is strict: operands that do not fit
     (a [N, 7] input to a [6, 5] weight) are an error, not a guess."""
     light = _without_weight_data(model)
@@ -542,14 +542,19 @@ def _infer(model: onnx.ModelProto, weights: set[str]) -> None:
 
 
 def _guess_shapes(g: Graph) -> list[onnx.ValueInfoProto]:
-    """One round of :func:`_infer`: the shapes :func:`_contrib_shape` gives the nodes ONNX left without one."""
+    """One round of :func:`_infer`: the shapes :func:`_contrib_shape` gives the nodes ONNX left without one.
+
+    ``after`` holds the tensors downstream of a shape guessed in this round: a standard op there waits for the
+    next round (ONNX may infer it then, from the guessed shape or a value it propagates, e.g. through Shape)."""
     guessed: list[onnx.ValueInfoProto] = []
-    names: set[str] = set()
+    after: set[str] = set()
     for n in g.nodes:
+        if after.intersection(n.input):
+            after.update(n.output)
+            if onnx.defs.has(n.op_type, n.domain or ""):
+                continue
         if not n.output or n.op_type == "Constant" or g.shape(n.output[0]) is not None:
             continue
-        if names.intersection(n.input) and onnx.defs.has(n.op_type, n.domain or ""):
-            continue  # ONNX infers it from the guessed inputs in the next round
         found = _contrib_shape(g, n)
         if found is None:
             continue
@@ -557,5 +562,5 @@ def _guess_shapes(g: Graph) -> list[onnx.ValueInfoProto]:
         info = helper.make_tensor_value_info(n.output[0], elem or TensorProto.FLOAT, shape)
         g._info[n.output[0]] = info
         guessed.append(info)
-        names.add(n.output[0])
+        after.update(n.output)
     return guessed
