@@ -63,7 +63,7 @@ MAX_ELEMENTS = 10**15
 #: The largest tensor hwnas (densifying a sparse initializer) or ONNX Runtime (folding constants) would allocate.
 MAX_DENSE_ELEMENTS = 1 << 28
 #: Rounds of ONNX shape inference, each after the shapes of operators it does not know were added (hwnas's own
-#: graphs, ONNX Runtime's fused ones included, take at most 11).
+#: graphs, ONNX Runtime's fused ones included, take at most 10).
 MAX_INFERENCE_ROUNDS = 64
 
 
