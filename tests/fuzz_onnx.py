@@ -128,8 +128,9 @@ def _chain(op: str, n: int, domain: str = "", between: str = "") -> onnx.ModelPr
 
 
 def _loop() -> onnx.ModelProto:
-    body = helper.make_graph([helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Identity", ["v"], ["v_out"])],
-                             "body", [_vi("i", [], TensorProto.INT64), _vi("c", [], TensorProto.BOOL), _vi("v", ["N", 4])],
+    nodes = [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Identity", ["v"], ["v_out"])]
+    body = helper.make_graph(nodes, "body",
+                             [_vi("i", [], TensorProto.INT64), _vi("c", [], TensorProto.BOOL), _vi("v", ["N", 4])],
                              [_vi("c_out", [], TensorProto.BOOL), _vi("v_out", ["N", 4])])
     trip = numpy_helper.from_array(np.asarray(3, np.int64), "trip")
     cond = numpy_helper.from_array(np.asarray(True), "cond")

@@ -3,8 +3,9 @@
 Generators (``fuzz_*.py`` beside this file, each a ``cases(sandbox, rng) -> list[Case]``) write their input
 files into the sandbox and say what the CLI must do with each: fail with exit code 2 and one line naming the
 file and the field (``expect="error"``), or succeed (``"ok"``), or run a search whose trials all fail with a
-recorded reason, which ends with one error line and exit code 3 (``"failed"``). :func:`run_cases` runs them in a worker process (``fuzz_worker.py``) whose
-address space is bounded, each case under a time bound, and :func:`problems` says what went wrong: a
+recorded reason, which ends with one error line and exit code 3 (``"failed"``). :func:`run_cases` runs them
+in a worker process (``fuzz_worker.py``) whose address space is bounded, each case under a time bound, and
+:func:`problems` says what went wrong: a
 traceback, a hang, a wrong exit code, an unclear message, or a file written outside the case's ``--out``
 folder and the profile folder.
 """

@@ -141,10 +141,11 @@ def _cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, list[str]]:
 def _bad(kind: str, path: Path) -> Path:
     """A file at ``path`` that no profile may price (see the cases of the test below)."""
     import os
+    import random
 
     import fuzz_onnx as f
 
-    rng = __import__("random").Random(0)
+    rng = random.Random(0)
     if kind == "fifo":
         os.mkfifo(path)
         return path

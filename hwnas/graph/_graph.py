@@ -518,9 +518,9 @@ def _infer(model: onnx.ModelProto, weights: set[str]) -> None:
 
     One round guesses every such node, in graph order, that is not downstream of a shape guessed in the same
     round, or that ONNX does not know (a chain of contrib ops takes one round); a standard op downstream of a
-    guess waits for the next round, so that ONNX, not the elementwise guess, gives its shape. When ONNX knows every operator (and every
-    constant is dense: it types a sparse one as no tensor), the first round is strict: operands that do not fit
-    (a [N, 7] input to a [6, 5] weight) are an error, not a guess."""
+    guess waits for the next round, so that ONNX, not the elementwise guess, gives its shape. When ONNX knows
+    every operator (and every constant is dense: it types a sparse one as no tensor), the first round is
+    strict: operands that do not fit (a [N, 7] input to a [6, 5] weight) are an error, not a guess."""
     light = _without_weight_data(model)
     strict = not model.graph.sparse_initializer and all(onnx.defs.has(n.op_type, n.domain or "")
                                                          for n in model.graph.node)
