@@ -20,6 +20,10 @@ __version__ = "0.1.0"
 # explicit setting of the user's is kept.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
+# ONNX Runtime (1.32) writes a device id and a telemetry database into ~/.cache/Microsoft and $TMPDIR when it is
+# imported; hwnas writes nothing outside its output folder and the profile folder (a user may still opt in).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 _API = {
     "search": "hwnas.api", "export": "hwnas.api", "verify": "hwnas.api", "SearchResult": "hwnas.api",
     "SearchConfig": "hwnas.engine.config", "StopToken": "hwnas.engine.stop",

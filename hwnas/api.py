@@ -33,6 +33,8 @@ class SearchResult:
     stopped: bool = False
     #: True when it stopped because the sampler kept proposing invalid or already-evaluated architectures.
     exhausted: bool = False
+    #: Why the search found nothing, when every trial it evaluated failed (None otherwise).
+    failed: str | None = None
 
     @property
     def n_trials(self) -> int:
@@ -67,13 +69,13 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
     dry_build(strategy.space, setup.task, list(setup.profiles.values()))  # its extremes build, before any study
     session = open_session(setup, stop=stop, study_suffix=strategy.study_suffix, signature=strategy.signature())
     try:
-        complete = strategy.run(session)
+        complete = session.run(strategy)
     finally:
         session.progress.close()
     rows = write_outputs(session.study, session.out, session.artifacts.folder)
     stopped = stop.stopped and len(evaluated_trials(session.study)) < config.trials
     return SearchResult(session.study, session.out, rows, session.artifacts.folder, stopped=stopped,
-                        exhausted=not complete)
+                        exhausted=not complete, failed=session.failure())
 
 
 def open_existing_study(out: str | Path, *, storage: str | None = None, study: str | None = None,

@@ -95,6 +95,10 @@ def _search_config(args: argparse.Namespace) -> Any:
     return SearchConfig(**fields)
 
 
+#: The exit code of a search that ran but whose every trial failed (2: bad input, refused before any work).
+SEARCH_FAILED = 3
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     config = _search_config(args)  # bad options fail here, before torch and Optuna are imported
     from hwnas.api import search
@@ -114,6 +118,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"hwnas: stopped early ({len(result.study.trials)} trials); re-run the same command to resume.",
               file=sys.stderr)
         return 130
+    if result.failed:
+        print(f"hwnas: error: {result.failed}", file=sys.stderr)
+        return SEARCH_FAILED
     return 0
 
 
@@ -210,8 +217,10 @@ def _profile_run(args: argparse.Namespace) -> int:
     from hwnas.profiles.measure import measuring_profile
 
     model = Path(args.model)
-    if not model.is_file():
-        raise HwnasError(f"{model}: no such ONNX file")
+    if not model.is_file():  # a FIFO would block whatever reads it
+        raise HwnasError(f"{model}: " + ("is a folder, not an ONNX file" if model.is_dir() else
+                                         "not a regular file (a pipe or a device is no ONNX file)"
+                                         if model.exists() else "no such ONNX file"))
     profile = profiles.get(args.name, _overrides(args.set, "--set"))
     if args.action == "predict":
         if profile.provenance != "predicted":
@@ -391,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except HwnasError as exc:
-        print(f"hwnas: error: {exc}", file=sys.stderr)
+        print(f"hwnas: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever a tool said
         return 2
     except KeyboardInterrupt:
         print(ABORTED, file=sys.stderr)

@@ -7,6 +7,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
+#: The most characters of one message (a trial's reason, a candidate's error) kept: a device tool may print a
+#: 200 MB line, which must not go whole into the study, the terminal or a log.
+MAX_MESSAGE_CHARS = 2000
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` in at most ``limit`` characters: its beginning and a note saying how many were cut (so clipping
+    twice changes nothing)."""
+    if len(text) <= limit:
+        return text
+    keep = limit - len(f" … ({len(text)} characters cut)")  # the note with a count at least as long
+    return f"{text[:keep]} … ({len(text) - keep} characters cut)"
+
 
 class HwnasError(Exception):
     """Base class of every error caused by user input (files, options, constraints)."""
@@ -34,5 +47,5 @@ class CandidateError(Exception):
     ``artifact``: the ONNX file the candidate got as far as lowering, kept with the failed trial."""
 
     def __init__(self, message: str, *, artifact: "Path | None" = None) -> None:
-        super().__init__(message)
+        super().__init__(clip(message))
         self.artifact = artifact

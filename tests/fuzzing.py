@@ -2,9 +2,10 @@
 
 Generators (``fuzz_*.py`` beside this file, each a ``cases(sandbox, rng) -> list[Case]``) write their input
 files into the sandbox and say what the CLI must do with each: fail with exit code 2 and one line naming the
-file and the field (``expect="error"``), or succeed (``"ok"``), or run a search whose trials fail with a
-recorded reason (``"failed"``). :func:`run_cases` runs them in a worker process (``fuzz_worker.py``) whose
-address space is bounded, each case under a time bound, and :func:`problems` says what went wrong: a
+file and the field (``expect="error"``), or succeed (``"ok"``), or run a search whose trials all fail with a
+recorded reason, which ends with one error line and exit code 3 (``"failed"``). :func:`run_cases` runs them
+in a worker process (``fuzz_worker.py``) whose address space is bounded, each case under a time bound, and
+:func:`problems` says what went wrong: a
 traceback, a hang, a wrong exit code, an unclear message, or a file written outside the case's ``--out``
 folder and the profile folder.
 """
@@ -175,8 +176,8 @@ def problems(case: Case, result: dict[str, Any]) -> list[str]:
                 found.append(f"the error line does not name {missing}: {errors[0][:300]}")
     elif case.expect == "ok" and rc != 0:
         found.append(f"exit code {rc}, expected 0: {lines[-2:]}")
-    elif case.expect == "failed" and rc not in (0, 2):
-        found.append(f"exit code {rc}, expected a search with recorded failed trials: {lines[-2:]}")
+    elif case.expect == "failed" and (rc != 3 or not lines or not lines[-1].startswith("hwnas: error:")):
+        found.append(f"exit code {rc}, expected 3 and an error line (a search whose trials all failed): {lines[-2:]}")
     for path in case.forbidden:
         if os.path.lexists(path):
             found.append(f"wrote {path}")

@@ -11,7 +11,7 @@ import pytest
 from hwnas.errors import ConfigError
 from hwnas.lowering.metadata import read_metadata
 from hwnas.lowering.runtime import onnx_accuracy
-from hwnas.profiles import get as get_profile
+from hwnas.profiles import Metric, Profile, ProfileResult, from_dict, get as get_profile, register_kind
 from hwnas.api import search
 from hwnas.engine.evaluator import Evaluator
 from hwnas.engine.objectives import parse_constraints, parse_objectives
@@ -142,3 +142,24 @@ def test_bad_input_fails_before_training(task, tmp_path: Path):
     with pytest.raises(ConfigError, match="upper bounds"):
         run_darts(task, tmp_path, constraints=[f"{PROFILE}.latency_ms>=0.001"])
     assert not any(tmp_path.glob("**/*.onnx"))
+
+
+@register_kind
+class NanProfile(Profile):
+    """A profile whose formula breaks: every latency is NaN."""
+
+    kind = "test-darts-nan"
+    metrics = {"latency_ms": "ms"}
+    primary_metric = "latency_ms"
+    provenance = "predicted"
+
+    def profile(self, onnx_path):
+        return ProfileResult(self.name, {"latency_ms": Metric("latency_ms", float("nan"), "ms", "predicted", {})})
+
+
+def test_a_profile_without_a_number_fails_darts_before_training(task, tmp_path: Path):
+    nan = from_dict({"name": "nan", "kind": "test-darts-nan"})
+    with pytest.raises(ConfigError, match=r"DARTS cannot price its reference architecture \(the smallest\): "
+                                          r"profile nan returned latency_ms = nan"):
+        search(space_from_dict(SPACE), task, [nan], out=tmp_path / "n", strategy="darts", progress=False)
+    assert not (tmp_path / "n" / "darts.json").exists()

@@ -402,3 +402,100 @@ def test_npz_non_finite_X(tmp_path: Path, bad: float) -> None:
 def test_npz_not_an_archive(tmp_path: Path) -> None:
     message = _error(str(_write(tmp_path / "fake.npz", "not a zip")))
     assert "fake.npz" in message and "npz" in message
+
+
+# --- bounded reading: what is no data file, or too much of one, fails before it is read --------------------
+
+
+def _special(path: Path, kind: str) -> Path:
+    """A folder, a FIFO, a link to /dev/zero, or a sparse 3 GB file at ``path``."""
+    import os
+
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        os.symlink("/dev/zero", path)
+    else:
+        with open(path, "wb") as f:
+            f.truncate(3 << 30)
+    return path
+
+
+@pytest.mark.parametrize("kind, message", [("folder", "is a directory, not a data file"),
+                                           ("fifo", "not a regular file"), ("device", "not a regular file"),
+                                           ("huge", "is more than the 64 MB hwnas reads")])
+@pytest.mark.parametrize("suffix", [".csv", ".npz", ".txt", ".jsonl"])
+def test_only_regular_files_of_bounded_size_are_read(tmp_path: Path, kind: str, message: str, suffix: str) -> None:
+    from hwnas.data import load_for_family
+
+    path = _special(tmp_path / f"data{suffix}", kind)
+    if suffix == ".npz" and kind == "huge":
+        message = "not an .npz archive"  # arrays are bounded by their headers; a sparse file has none
+    family = "mlp" if suffix in (".csv", ".npz") else "transformer"
+    with pytest.raises(DataError) as info:
+        load_for_family(family, str(path), target=None, seed=0, fixed={})
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+
+
+def _npz_bytes(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _npy(array: np.ndarray | None = None, *, header: dict | None = None) -> bytes:
+    """An .npy member: ``array`` saved, or only ``header`` (a declared shape with no data behind it)."""
+    import io
+
+    buffer = io.BytesIO()
+    if header is not None:
+        np.lib.format.write_array_header_1_0(buffer, header)
+        return buffer.getvalue() + b"\0" * 16
+    np.save(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("members, message", [
+    ({"X.npy": _npy(header={"descr": "<f8", "fortran_order": False, "shape": (10**9, 10**3)}),
+      "y.npy": _npy(np.zeros(3))}, "array 'X' of shape (1000000000, 1000) and dtype float64 is 8000000000000 bytes"),
+    ({"X.npy": _npy(np.array([{"code": "run"}, None], dtype=object)), "y.npy": _npy(np.zeros(2))},
+     "array 'X' holds Python objects, which cannot be read without pickle"),
+    ({"X.npy": _npy(np.zeros((4, 2))), "y.npy": _npy(np.zeros(4, dtype=complex))},
+     "'y' must hold integer, float, bool or string labels, got dtype complex128"),
+    ({"X.npy": _npy(np.zeros((4, 2)))[:60], "y.npy": _npy(np.zeros(4))}, "array 'X' is not a readable .npy array"),
+    ({"X": b"raw", "y.npy": _npy(np.zeros(4))}, "missing array 'X'; found ['y']"),
+])
+def test_npz_arrays_are_checked_by_their_headers_before_they_are_read(tmp_path: Path, members, message) -> None:
+    path = tmp_path / "bad.npz"
+    path.write_bytes(_npz_bytes(members))
+    assert message in _error(str(path))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a,a,label\n" + "1,2,x\n3,4,y\n" * 5, "the header names column 'a' 2 times (columns 0, 1)"),
+    ("a,b,label\n" + "1,2,x\n3,1e300,y\n" * 5, "feature 'b' holds 1e+300, beyond the float32 range"),
+    ("a,b,label\n" + "1,2,x\n3,4,y\0\n" * 5, "not text: it holds NUL characters"),
+])
+def test_csv_header_names_values_and_characters_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    assert message in _error(str(_write(tmp_path / "t.csv", text)))
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("t.csv", " , ,\n,\n", "no header row (and no data rows)"),
+    ("t.csv", "text,text,label\n" + "a,b,x\nc,d,y\n" * 5, "the header names column 'text' 2 times"),
+    ("t.txt", "".join(chr(0x4E00 + i) for i in range(5000)) * 2, "5000 distinct characters, more than the 4096"),
+])
+def test_text_data_is_checked_before_a_model_is_built(tmp_path: Path, name: str, content: str, message: str) -> None:
+    from hwnas.data import load_for_family
+
+    path = _write(tmp_path / name, content)
+    with pytest.raises(DataError) as info:
+        load_for_family("transformer", str(path), target=None, seed=0, fixed={})
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)

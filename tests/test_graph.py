@@ -126,6 +126,93 @@ def test_empty_and_nodeless_files_are_refused(name: str, predictor: PredictorPro
         profile.profile(nodeless)
 
 
+# ---------------------------------------------------------------------- bad files, bounded work, one line
+
+
+def _cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, list[str]]:
+    """``hwnas ARGS`` in this process: the exit code and the lines of stderr."""
+    from hwnas.cli import main
+
+    capsys.readouterr()
+    rc = main(list(args))
+    return rc, capsys.readouterr().err.strip().splitlines()
+
+
+def _bad(kind: str, path: Path) -> Path:
+    """A file at ``path`` that no profile may price (see the cases of the test below)."""
+    import os
+    import random
+
+    import fuzz_onnx as f
+
+    rng = random.Random(0)
+    if kind == "fifo":
+        os.mkfifo(path)
+        return path
+    if kind == "folder":
+        path.mkdir()
+        return path
+    models = {
+        "dangling input": lambda: f._mutated(f._mlp(rng), lambda m: m.graph.node[2].input.__setitem__(0, "nowhere")),
+        "opset 999": lambda: f._mutated(f._mlp(rng), lambda m: setattr(m.opset_import[0], "version", 999)),
+        "operands that do not fit": lambda: f._mutated(f._mlp(rng), lambda m: f._set_dim(m, 7)),
+        "a declared [1e9, 1e9] input": lambda: f._matmul_inputs([10**9, 10**9], [10**9, 10], [10**9, 10]),
+        "a huge sparse weight": lambda: f._sparse_weight([10**9, 10**9]),
+        "a constant folded to 1e10 elements": lambda: f._expand([10**5, 10**5], constant=True),
+        "external data outside its folder": lambda: f._external(rng, "../secret.bin"),
+        "no nodes": lambda: f._model([], [f._vi("x", ["N", 4])], [f._vi("x", ["N", 4])]),
+    }
+    onnx.save(models[kind](), str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("fifo", "not a regular file"),
+    ("folder", "is a folder, not an ONNX file"),
+    ("dangling input", "not a valid ONNX model: Nodes in a graph must be topologically sorted"),
+    ("opset 999", "ONNX opset 999 is newer than any this onnx knows"),
+    ("operands that do not fit", "ONNX shape inference failed: [ShapeInferenceError] Inference error(s): "
+                                 "(op_type:Gemm): [ShapeInferenceError] Dimension mismatch"),
+    ("a declared [1e9, 1e9] input", "tensor 'x' of shape [1000000000, 1000000000] has 1000000000000000000 "
+                                    "elements, more than the 1e+15 hwnas prices"),
+    ("a huge sparse weight", "sparse initializer 'w' of shape [1000000000, 1000000000] is 1000000000000000000 "
+                             "elements dense"),
+    ("a constant folded to 1e10 elements", "tensor 'e' of shape [100000, 100000] is computed from constants alone"),
+    ("external data outside its folder", "its external data file(s) ../secret.bin lie outside its folder"),
+])
+@pytest.mark.parametrize("profile", ["gpu-a100", "cpu-host-model", "printed-egfet"])
+def test_files_no_profile_can_price_are_one_line_naming_them(tmp_path: Path, capsys, kind: str, message: str,
+                                                             profile: str) -> None:
+    path = _bad(kind, tmp_path / "model.onnx")
+    rc, err = _cli(capsys, "profiles", "predict", profile, str(path))
+    assert rc == 2 and len(err) == 1 and err[0].startswith(f"hwnas: error: {path}: ") and message in err[0]
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("a declared [1e9, 1e9] input", "its inputs {'x': [1000000000, 1000000000], 'w': [1000000000, 10]} are "
+                                    "4000000040000000000 bytes, more than the 1 GB hwnas feeds a model it measures"),
+    ("no nodes", "the ONNX graph has no nodes"),
+])
+def test_measuring_refuses_what_it_cannot_feed_or_load_in_one_line(tmp_path: Path, capsys, kind: str,
+                                                                   message: str) -> None:
+    path = _bad(kind, tmp_path / "model.onnx")
+    rc, err = _cli(capsys, "profiles", "measure", "cpu-ort", str(path))
+    assert rc == 2 and len(err) == 1 and message in err[0]
+    assert err[0].startswith((f"hwnas: error: profile 'cpu-ort': {path}: ",
+                              f"hwnas: error: profile 'cpu-ort': cannot load {path}: "))
+
+
+def test_shape_inference_of_unknown_operators_is_bounded(tmp_path: Path) -> None:
+    import fuzz_onnx as f
+
+    chain = _save(f._chain("MyOp", 400, domain="com.example"), tmp_path / "chain.onnx")
+    approximate = get_profile("gpu-a100", {"unknown_ops": "approximate"})
+    assert approximate.profile(chain)["latency_ms"].details["approximated_ops"] == ["MyOp"]  # one round, not 400
+    alternating = _save(f._chain("MyOp", 100, domain="com.example", between="Relu"), tmp_path / "alternating.onnx")
+    with pytest.raises(ProfileError, match=r"alternating\.onnx: ONNX shape inference did not settle in 64 rounds"):
+        approximate.profile(alternating)
+
+
 # --------------------------------------------------------------------------------------------- one folder
 
 

@@ -13,7 +13,7 @@ import pytest
 from hwnas.data import load_dataset
 from hwnas.errors import ConfigError, HwnasError
 from hwnas.lowering.runtime import onnx_accuracy
-from hwnas.profiles import Metric, Profile, ProfileResult, register_kind
+from hwnas.profiles import Metric, Profile, ProfileResult, from_dict, register_kind
 from hwnas.api import export, search
 from hwnas.engine.records import Status, read_record
 from hwnas.engine.study import evaluated_trials
@@ -277,3 +277,106 @@ def test_unexpected_error_in_a_candidate_fails_that_trial_only(tmp_path, monkeyp
     result = run(tmp_path, space=space_file(tmp_path), trials=2, profiles=["cpu-ort"])
     assert [t.state for t in result.study.trials] == [optuna.trial.TrialState.FAIL] * 2
     assert "unexpected ZeroDivisionError: division by zero" in read_record(result.study.trials[0]).reason
+
+
+LR = "lr: {type: float, low: 1.0e-3, high: 1.0e-2}"  # a continuous parameter: no proposal is a repeat
+
+
+@register_kind
+class BrokenNumberProfile(Profile):
+    """Returns ``value`` (class attribute) as its cost, as a user's profile with a broken formula might."""
+
+    kind = "test-broken-number"
+    metrics = {"latency_ms": "ms"}
+    primary_metric = "latency_ms"
+    provenance = "predicted"
+    value: object = float("nan")
+    calls = 0
+
+    def profile(self, onnx_path):
+        type(self).calls += 1
+        return ProfileResult(self.name, {"latency_ms": Metric("latency_ms", self.value, "ms", "predicted", {})})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, "fast"])
+def test_a_cost_that_is_no_finite_number_fails_the_trial_with_its_reason(tmp_path, monkeypatch, value):
+    monkeypatch.setattr(BrokenNumberProfile, "value", value)
+    broken = from_dict({"name": "broken", "kind": "test-broken-number"})
+    result = run(tmp_path, space=space_file(tmp_path), trials=2, profiles=[broken],
+                 constraints=["broken.latency_ms<=1"])  # screened first: no training
+    evaluated = evaluated_trials(result.study)
+    assert len(evaluated) == 2 == len(result.study.trials)  # counted: the search does not loop
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in evaluated)
+    reason = read_record(evaluated[0]).reason
+    assert f"profile broken returned latency_ms = {value!r}: a cost must be a finite number >= 0" in reason
+    assert result.failed and "all 2 evaluated trial(s) failed" in result.failed and reason in result.failed
+
+
+def test_a_quality_that_is_no_finite_number_fails_the_trial(tmp_path, monkeypatch):
+    from hwnas.engine import tasks
+
+    monkeypatch.setattr(tasks.ClassificationTask, "quality", lambda self, path, split: float("nan"))
+    result = run(tmp_path, space=space_file(tmp_path), trials=1, profiles=["cpu-ort"])
+    assert [t.state for t in result.study.trials] == [optuna.trial.TrialState.FAIL]
+    assert "the exported model's validation accuracy is nan, not a finite number" in result.failed
+
+
+def test_a_profile_missing_its_metric_fails_the_trial(tmp_path, monkeypatch):
+    monkeypatch.setattr(BrokenNumberProfile, "profile", lambda self, path: ProfileResult(self.name, {}))
+    broken = from_dict({"name": "broken", "kind": "test-broken-number"})
+    result = run(tmp_path, space=space_file(tmp_path), trials=1, profiles=[broken],
+                 constraints=["broken.latency_ms<=1"])
+    assert "profile broken returned no metric 'latency_ms'" in read_record(result.study.trials[0]).reason
+
+
+def test_a_search_whose_every_trial_fails_stops_with_an_error_and_exit_code_3(tmp_path, monkeypatch, capsys):
+    from hwnas.cli import SEARCH_FAILED, main
+    from hwnas.engine.runner import MAX_FAILED_START
+
+    monkeypatch.setattr(BrokenNumberProfile, "calls", 0)
+    profile = tmp_path / "nan.yaml"
+    profile.write_text("name: nan\nkind: test-broken-number\n")
+    out = tmp_path / "out"
+    rc = main(["search", space_file(tmp_path, extra=LR), "--dataset", "iris",
+               "--profile", str(profile), "--constraint", "nan.latency_ms<=1", "--trials", "40", "--epochs", "1",
+               "--no-progress", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == SEARCH_FAILED == 3
+    assert err[-1].startswith("hwnas: error: the search found no model: all 10 evaluated trial(s) failed; the most "
+                              "common reason (10 of 10): profile nan returned latency_ms = nan")
+    assert "stopped before the 40 asked for" in err[-1]
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}")
+    assert len(evaluated_trials(study)) == MAX_FAILED_START == BrokenNumberProfile.calls
+
+
+def test_a_search_with_one_good_trial_goes_on_past_failures(tmp_path, monkeypatch):
+    from hwnas.engine.runner import MAX_FAILED_START
+
+    calls = {"n": 0}
+    real = ConstantProfile.profile
+
+    def flaky(self, path):
+        calls["n"] += 1
+        return real(self, path) if calls["n"] == 1 else BrokenNumberProfile.profile(self, path)
+
+    monkeypatch.setattr(ConstantProfile, "profile", flaky)
+    energy = from_dict({"name": "energy", "kind": "test-constant"})
+    space = space_file(tmp_path, extra=LR)
+    result = run(tmp_path, space=space, trials=MAX_FAILED_START + 2, profiles=[energy],
+                 constraints=["energy.energy_mj<=0.5"], sampler="random")
+    assert len(evaluated_trials(result.study)) == MAX_FAILED_START + 2 and result.failed is None
+
+
+def test_text_stored_in_a_trial_record_is_bounded(tmp_path, monkeypatch):
+    from hwnas.errors import MAX_MESSAGE_CHARS
+
+    monkeypatch.setattr(CrashingProfile, "profile", lambda self, path: (_ for _ in ()).throw(
+        RuntimeError("x" * 10_000_000)))
+    crash = from_dict({"name": "crashy", "kind": "test-crash"})
+    result = run(tmp_path, space=space_file(tmp_path), trials=1, profiles=[crash])
+    stored = result.study.trials[0].user_attrs["result"]["fail_reason"]
+    head = "profile crashy crashed: RuntimeError: "
+    assert len(stored) <= MAX_MESSAGE_CHARS and stored.startswith(head + "xxx")
+    kept = stored.index(" … (")
+    assert stored.endswith(f" … ({len(head) + 10_000_000 - kept} characters cut)")
+    assert len(result.failed) < MAX_MESSAGE_CHARS + 400

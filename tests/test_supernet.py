@@ -273,3 +273,60 @@ def test_cli_supernet_strategy(tmp_path: Path, capsys):
     assert "Pareto-optimal" in capsys.readouterr().out
     assert cli_main(["search", "mlp_tabular", "--dataset", "iris", "--darts-epochs", "3", "--out", str(out)]) == 2
     assert "--darts-epochs need --strategy" in capsys.readouterr().err
+
+
+def _checkpoint_of(space: str, path: Path) -> Path:
+    """A real checkpoint: one epoch of the supernet of ``space`` on iris."""
+    data = load_dataset("iris", seed=0)
+    net = MLPSupernet.from_space(load_space(space), data.n_features, data.n_classes, InputStats.of(data.X_train))
+    train_supernet(net, data, epochs=1, checkpoint=path)
+    return path
+
+
+@pytest.mark.parametrize("content, what", [
+    ("garbage", "not a PyTorch checkpoint that loads with weights_only=True"),
+    ("empty", "not a PyTorch checkpoint that loads with weights_only=True"),
+    ("truncated", "not a PyTorch checkpoint that loads with weights_only=True"),
+    ("other space", "not a checkpoint of this search's supernet (RuntimeError: Unexpected key(s) in state_dict"),
+    ("other widths", "not a checkpoint of this search's supernet (RuntimeError: size mismatch for "),
+    ("not a dict", "not a checkpoint of this search's supernet (TypeError"),
+    ("a folder", "not a file, so not a supernet checkpoint"),
+])
+def test_an_unusable_supernet_checkpoint_is_one_line_naming_it(tmp_path: Path, capsys, content, what):
+    out = tmp_path / "out"
+    out.mkdir()
+    ckpt = out / CHECKPOINT
+    if content == "garbage":
+        ckpt.write_bytes(random.Random(0).randbytes(4096))
+    elif content == "empty":
+        ckpt.write_bytes(b"")
+    elif content == "truncated":
+        ckpt.write_bytes(_checkpoint_of("mlp_tabular", tmp_path / "real.pt").read_bytes()[:2000])
+    elif content == "other space":
+        _checkpoint_of("mlp_wide", ckpt)
+    elif content == "other widths":
+        space = tmp_path / "narrow.yaml"
+        space.write_text("model: mlp\nparams:\n  depth: {type: int, low: 1, high: 3}\n"
+                         "  width: {type: int, low: 2, high: 8, per_layer: depth}\n")
+        _checkpoint_of(str(space), ckpt)
+    elif content == "not a dict":
+        torch.save([1, 2, 3], ckpt)
+    else:
+        ckpt.mkdir()
+    capsys.readouterr()
+    rc = cli_main(["search", "mlp_tabular", "--dataset", "iris", "--profile", "cpu-host-model", "--strategy",
+                   "supernet", "--supernet-epochs", "1", "--trials", "1", "--no-progress", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "Traceback" not in err[0]
+    assert err[0].startswith(f"hwnas: error: {ckpt}: {what}")
+    assert err[0].endswith("; delete it (or use another --out) to train the supernet anew")
+
+
+def test_a_diverging_supernet_ends_the_search_with_exit_3_not_a_traceback(tmp_path: Path, capsys):
+    rc = cli_main(["search", "mlp_tabular", "--dataset", "iris", "--profile", "cpu-host-model", "--strategy",
+                   "supernet", "--supernet-lr", "1.0e+30", "--supernet-epochs", "2", "--trials", "2", "--no-progress",
+                   "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 3 and len(err) == 1
+    assert err[0].startswith("hwnas: error: the search found no model: --strategy supernet failed: training "
+                             "diverged: loss is nan")

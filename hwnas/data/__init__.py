@@ -63,8 +63,6 @@ def _load_file(path: Path, display: str, target: str | None, seed: int,
                val_fraction: float, test_fraction: float) -> Dataset:
     """Load a .csv or .npz file and split it."""
     path = path.expanduser()
-    if not path.is_file():
-        raise DataError(f"{display}: file not found" + (" (it is a directory)" if path.is_dir() else ""))
     if path.suffix.lower() == ".csv":
         arrays: Arrays = read_csv(path, display, target)
     else:

@@ -124,6 +124,21 @@ def split_indices(
     return np.concatenate([train, rest[lonely]]), val, test
 
 
+def _as_float32(X: np.ndarray, feature_names: Sequence[str], where: str) -> np.ndarray:
+    """``X`` as float32, the precision models compute in; DataError for a value beyond its range (it would be
+    inf, and training NaN)."""
+    X = np.asarray(X)
+    with np.errstate(over="ignore"):
+        out = X.astype(np.float32)
+    beyond = ~np.isfinite(out)
+    if beyond.any():
+        row, col = np.argwhere(beyond)[0]
+        raise DataError(f"{where}: feature {str(feature_names[col])!r} holds {float(X[row, col]):g}, "
+                        f"beyond the float32 range models compute in (|x| <= {np.finfo(np.float32).max:.3g}); "
+                        "rescale it")
+    return out
+
+
 def make_dataset(
     name: str,
     source: str,
@@ -161,7 +176,7 @@ def make_dataset(
             f"{where}: class {class_names[missing[0]]!r} ({counts[missing[0]]} samples) got no training rows "
             f"with val_fraction={val_fraction}, test_fraction={test_fraction}; use smaller fractions or more data"
         )
-    X = np.asarray(X, dtype=np.float32)
+    X = _as_float32(X, feature_names, where)
     return Dataset(
         name=name,
         source=source,

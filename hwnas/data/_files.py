@@ -1,11 +1,22 @@
-"""Reading user data files: CSV tables (header auto-detected) and .npz archives with X and y."""
+"""Reading user data files: CSV tables (header auto-detected) and .npz archives with X and y, bounded.
+
+A data file is read only if it is a regular file (a FIFO would wait forever, a device never end). Text
+formats (CSV here; TXT and JSONL in :mod:`hwnas.data.text`) are read whole up to :data:`MAX_TEXT_BYTES`:
+parsed into Python objects they take ten times that. An .npz archive is read without pickle, each array's
+header first, so that a declared shape larger than :data:`MAX_ARRAY_BYTES` (or an object array) is refused
+before anything is allocated.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
+import os
+import stat
 import zipfile
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +26,10 @@ from hwnas.errors import DataError
 
 MISSING_MARKERS = frozenset({"", "?", "na", "n/a", "nan", "null", "none"})
 _MAX_LISTED = 5
+#: The largest text data file read (CSV, TXT, JSONL).
+MAX_TEXT_BYTES = 64 << 20
+#: The most bytes the arrays of one .npz file may declare.
+MAX_ARRAY_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -60,14 +75,58 @@ def _sniff_delimiter(line: str) -> str:
     return max((",", ";", "\t"), key=line.count)
 
 
-def _read_text(path: Path, display: str) -> str:
-    """The file's text (UTF-8, BOM tolerated), or DataError."""
+def check_data_file(path: Path, display: str) -> int:
+    """The size of the regular file ``path``; DataError naming ``display`` when it is missing or not one."""
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{display}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{display}: file not found") from None
+    except (OSError, ValueError) as exc:  # a NUL in the name is a ValueError
+        raise DataError(f"{display}: cannot read file ({getattr(exc, 'strerror', None) or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DataError(f"{display}: is a directory, not a data file")
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError(f"{display}: not a regular file (a pipe or a device cannot be read as data)")
+    return info.st_size
+
+
+def read_data_bytes(path: Path, display: str) -> bytes:
+    """The bytes of a text data file of at most :data:`MAX_TEXT_BYTES`, or DataError."""
+    size = check_data_file(path, display)
+    if size > MAX_TEXT_BYTES:
+        raise DataError(f"{display}: {size} bytes is more than the {MAX_TEXT_BYTES >> 20} MB hwnas reads from a "
+                        "text data file; give tabular data as an .npz file (np.savez(path, X=..., y=...)) or "
+                        "use a sample")
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_TEXT_BYTES + 1)[:MAX_TEXT_BYTES]  # bounded even if the file grows meanwhile
     except OSError as exc:
         raise DataError(f"{display}: cannot read file ({exc.strerror or exc})") from None
+
+
+def decode_text(data: bytes, display: str, hint: str = "") -> str:
+    """``data`` as UTF-8 (a BOM tolerated) without NUL characters, or DataError ending with ``hint``."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{display}: not UTF-8 text ({exc.reason} at byte {exc.start}){hint}") from None
+    if "\0" in text:
+        raise DataError(f"{display}: not text: it holds NUL characters (first at character {text.index(chr(0))}){hint}")
+    return text
+
+
+def unique_names(names: list[str] | tuple[str, ...], display: str) -> None:
+    """DataError naming the first column name a header holds twice (which column would be meant is unclear)."""
+    twice = [name for name, n in Counter(names).items() if n > 1]
+    if twice:
+        where = [j for j, name in enumerate(names) if name == twice[0]]
+        raise DataError(f"{display}: the header names column {twice[0]!r} {len(where)} times (columns "
+                        f"{', '.join(map(str, where))}); column names must be unique")
+
+
+def _read_text(path: Path, display: str) -> str:
+    """The file's text (UTF-8, BOM tolerated), or DataError."""
+    return decode_text(read_data_bytes(path, display), display)
 
 
 def _looks_like_header(first: list[str], second: list[str] | None) -> bool:
@@ -103,6 +162,7 @@ def read_table(path: Path, display: str, delimiter: str | None = None) -> Table:
     has_header = _looks_like_header(rows[0], rows[1] if len(rows) > 1 else None)
     if has_header:
         columns = tuple(c or f"x{j}" for j, c in enumerate(rows[0]))
+        unique_names(columns, display)
         rows, lines = rows[1:], lines[1:]
     else:
         columns = tuple(f"x{j}" for j in range(width))
@@ -191,7 +251,7 @@ def table_arrays(table: Table, target: str | None, display: str, drop: tuple[str
     features = [j for j, c in enumerate(table.columns) if j != t and c not in drop]
     X = np.column_stack([_numeric_column(table, j, display) for j in features])
     return Arrays(
-        X=X.astype(np.float32),
+        X=X,
         labels=[row[t] for row in table.rows],
         feature_names=tuple(table.columns[j] for j in features),
         label=f"label {_column_label(table, t)}",
@@ -203,30 +263,50 @@ def read_csv(path: Path, display: str, target: str | None) -> Arrays:
     return table_arrays(read_table(path, display), target, display)
 
 
-def _npz_array(archive: np.lib.npyio.NpzFile, key: str, display: str) -> np.ndarray:
-    """One array of an open .npz archive, or DataError."""
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _npz_array(archive: zipfile.ZipFile, key: str, display: str) -> np.ndarray:
+    """Array ``key`` of an open .npz archive; its header is checked first (no object arrays, which need pickle;
+    no more than :data:`MAX_ARRAY_BYTES`), so that nothing is unpickled and nothing huge allocated."""
+    member = f"{key}.npy"
     try:
-        return archive[key]
-    except ValueError as exc:
-        raise DataError(f"{display}: array {key!r} cannot be read without pickle ({exc})") from None
+        with archive.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            if version not in _NPY_HEADERS:
+                raise DataError(f"{display}: array {key!r} is in .npy format {version[0]}.{version[1]}, which hwnas "
+                                "does not read; save it with np.savez(path, X=..., y=...)")
+            shape, _, dtype = _NPY_HEADERS[version](f)
+        if dtype.hasobject:
+            raise DataError(f"{display}: array {key!r} holds Python objects, which cannot be read without pickle "
+                            "(hwnas never unpickles a file); save numbers or strings")
+        size = math.prod(shape) * dtype.itemsize
+        if size > MAX_ARRAY_BYTES:
+            raise DataError(f"{display}: array {key!r} of shape {shape} and dtype {dtype} is {size} bytes, more "
+                            f"than the {MAX_ARRAY_BYTES >> 30} GB hwnas reads; use a sample")
+        with archive.open(member) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"{display}: array {key!r} is not a readable .npy array ({exc})") from None
 
 
 def read_npz(path: Path, display: str) -> Arrays:
     """Features and labels of an .npz archive with a 2-D numeric `X` and a 1-D `y` of the same length."""
-    if path.stat().st_size == 0:
+    if check_data_file(path, display) == 0:
         raise DataError(f"{display}: file is empty")
     if not zipfile.is_zipfile(path):
         raise DataError(f"{display}: not an .npz archive (not a zip file); save one with np.savez(path, X=..., y=...)")
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        archive = zipfile.ZipFile(path)
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{display}: not a readable .npz archive ({exc})") from None
     with archive:
-        absent = [key for key in ("X", "y") if key not in archive.files]
+        found = sorted(name[:-4] for name in archive.namelist() if name.endswith(".npy"))
+        absent = [key for key in ("X", "y") if key not in found]
         if absent:
             raise DataError(
                 f"{display}: missing array{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))}; "
-                f"found {sorted(archive.files)} (save with np.savez(path, X=features, y=labels))"
+                f"found {found or sorted(archive.namelist())} (save with np.savez(path, X=features, y=labels))"
             )
         X, y = _npz_array(archive, "X", display), _npz_array(archive, "y", display)
     return Arrays(X=_check_npz_X(X, display), labels=_check_npz_y(y, len(X), display),
@@ -234,7 +314,7 @@ def read_npz(path: Path, display: str) -> Arrays:
 
 
 def _check_npz_X(X: np.ndarray, display: str) -> np.ndarray:
-    """A non-empty, numeric, finite 2-D X as float32, or DataError."""
+    """A non-empty, numeric, finite 2-D X, or DataError."""
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
         raise DataError(f"{display}: 'X' must be a non-empty 2-D array [rows, features], got shape {X.shape}")
     if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool) or np.iscomplexobj(X):
@@ -245,7 +325,7 @@ def _check_npz_X(X: np.ndarray, display: str) -> np.ndarray:
         raise DataError(
             f"{display}: 'X' has {int((~finite).sum())} NaN/inf value(s), first at X[{row}, {col}] = {X[row, col]}"
         )
-    return X.astype(np.float32)
+    return X
 
 
 def _check_npz_y(y: np.ndarray, n_rows: int, display: str) -> np.ndarray:
@@ -254,6 +334,8 @@ def _check_npz_y(y: np.ndarray, n_rows: int, display: str) -> np.ndarray:
         raise DataError(f"{display}: 'y' must be a 1-D array of labels, got shape {y.shape} (use y.ravel())")
     if len(y) != n_rows:
         raise DataError(f"{display}: 'X' has {n_rows} rows but 'y' has {len(y)} labels; they must match")
+    if y.dtype.kind not in "biufUS":
+        raise DataError(f"{display}: 'y' must hold integer, float, bool or string labels, got dtype {y.dtype}")
     if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
         raise DataError(f"{display}: 'y' has NaN/inf labels, first at y[{np.flatnonzero(~np.isfinite(y))[0]}]")
     return y

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,15 @@ from typing import Any
 import numpy as np
 
 from hwnas.data._dataset import check_classes, check_options, encode_labels, split_indices
+from hwnas.data._files import decode_text, read_data_bytes, unique_names
 from hwnas.errors import DataError
 from hwnas.validation import check_int
 
 BUILTIN_TEXTS = ("pydoc_topics",)
 LEVELS = ("char", "byte")
+#: The most distinct characters of a character-level language model: its output layer scores every one for
+#: every token (a text of random code points would make a model too large to train).
+MAX_CHAR_VOCAB = 4096
 #: Evaluation windows used when a caller gives no cap (enough for a stable loss, cheap on a tiny model).
 DEFAULT_EVAL_WINDOWS = 256
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1 of a SequenceDataset vocabulary
@@ -139,24 +144,14 @@ def _read_source(name_or_path: str | Path, level: str) -> tuple[str, str, str | 
         text = pydoc_topics_text()
         return spec, "pydoc_data.topics (Python standard library)", text.encode("utf-8") if level == "byte" else text
     path = Path(spec).expanduser()
-    if not path.is_file():
-        if path.is_dir():
-            raise DataError(f"{spec}: is a directory, not a text file")
-        if path.suffix or "/" in spec or "\\" in spec:
-            raise DataError(f"{spec}: file not found")
+    if not os.path.lexists(path) and not (path.suffix or "/" in spec or "\\" in spec):
         raise DataError(
             f"unknown text dataset {spec!r}; built-in: {', '.join(BUILTIN_TEXTS)}, or a path to a .txt file"
         )
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{spec}: cannot read file ({exc.strerror or exc})") from None
+    data = read_data_bytes(path, spec)
     if level == "byte":
         return path.name, str(path.resolve()), data
-    try:
-        return path.name, str(path.resolve()), data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{spec}: not UTF-8 text ({exc.reason} at byte {exc.start}); try level='byte'") from None
+    return path.name, str(path.resolve()), decode_text(data, spec, "; try level='byte'")
 
 
 def load_text(
@@ -186,6 +181,10 @@ def load_text(
         ids = np.frombuffer(content, dtype=np.uint8).astype(np.int64)
     else:
         vocab = tuple(sorted(set(content)))
+        if len(vocab) > MAX_CHAR_VOCAB:
+            raise DataError(f"{name_or_path}: {len(vocab)} distinct characters, more than the {MAX_CHAR_VOCAB} a "
+                            "character-level model predicts among; train on bytes (level: byte in the space's "
+                            "fixed values)")
         lookup = {c: i for i, c in enumerate(vocab)}
         ids = np.fromiter((lookup[c] for c in content), dtype=np.int64, count=len(content))
     n = len(ids)
@@ -297,7 +296,10 @@ def _read_delimited(text: str, display: str, delimiter: str, text_column: str, t
         rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as exc:
         raise DataError(f"{display}: malformed file at line {reader.line_num}: {exc}") from None
+    if not rows:
+        raise DataError(f"{display}: no header row (and no data rows)")
     header = [c.strip() for c in rows[0][1]]
+    unique_names(header, display)
     absent = [c for c in (text_column, target) if c not in header]
     if absent:
         raise DataError(
@@ -338,12 +340,7 @@ def load_sequence_classification(
     suffix = file.suffix.lower()
     if suffix not in (".csv", ".tsv", ".jsonl"):
         raise DataError(f"{display}: unsupported file type {suffix or '(none)'!r}; use .csv, .tsv or .jsonl")
-    if not file.is_file():
-        raise DataError(f"{display}: file not found" + (" (it is a directory)" if file.is_dir() else ""))
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{display}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = decode_text(read_data_bytes(file, display), display)
     if not text.strip():
         raise DataError(f"{display}: file is empty")
     if suffix == ".jsonl":

@@ -13,6 +13,8 @@ import contextlib
 import copy
 import hashlib
 import logging
+import math
+import numbers
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from hwnas.lowering import LoweredModel, lower
 from hwnas.models.deploy import DeployableModule
 from hwnas.models.ffn import model_summary
 from hwnas.precision import FixedPoint
-from hwnas.profiles import Profile, ProfileResult
+from hwnas.profiles import Metric, Profile, ProfileResult
 from hwnas.space import ArchConfig, SearchSpace
 from hwnas.train import TrainSettings, seed_everything
 from hwnas.engine.tasks import Task
@@ -172,15 +174,18 @@ class Evaluator:
         return lower(model, path, self.task.exporter, meta, check_parity=check_parity)
 
     def profile(self, path: Path) -> dict[str, ProfileResult]:
-        """Every profile's costs of one lowered file; a failing profile fails this candidate, not the search."""
+        """Every profile's costs of one lowered file; a failing profile fails this candidate, not the search,
+        and so does one that returns no number, or one that is not a cost (NaN, inf, negative: Optuna would
+        refuse the trial, or the Pareto set would be nonsense)."""
         costs = {}
         for p in self.profiles:
             try:
-                costs[p.name] = p.profile(path)
+                result = p.profile(path)
             except ProfileError as exc:
                 raise CandidateError(f"profile {p.name} failed: {exc}") from exc
             except Exception as exc:  # a crashing profiler fails this candidate, never the search
                 raise CandidateError(f"profile {p.name} crashed: {type(exc).__name__}: {exc}") from exc
+            costs[p.name] = _checked_costs(p, result)
         return costs
 
     def screen(self, model: DeployableModule, config: ArchConfig, seed: int, timings: Timings,
@@ -206,8 +211,8 @@ class Evaluator:
         path = self.workdir / f"{name}.onnx"
         with timings.phase("export"):
             lowered = self.lower(model, config, seed, path)
-            val = self.task.quality(path, "val")
-            test = self.task.quality(path, "test")
+            val = _checked_quality(self.task, self.task.quality(path, "val"), "validation")
+            test = _checked_quality(self.task, self.task.quality(path, "test"), "test")
         with timings.phase("profile"):
             costs = self.profile(path)
         return CandidateResult(
@@ -261,6 +266,32 @@ class Evaluator:
                 with contextlib.suppress(FileNotFoundError):
                     leftover.unlink()
         return kept
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _checked_costs(profile: Profile, result: Any) -> ProfileResult:
+    """``result`` when it holds every metric of ``profile``, each a finite number >= 0; CandidateError if not."""
+    if not isinstance(result, ProfileResult):
+        raise CandidateError(f"profile {profile.name} returned {type(result).__name__}, not a ProfileResult")
+    for name in profile.metrics:
+        metric = result.metrics.get(name)
+        if not isinstance(metric, Metric):
+            raise CandidateError(f"profile {profile.name} returned no metric {name!r}")
+    for name, metric in result.metrics.items():
+        if not (_finite(metric.value) and metric.value >= 0):
+            raise CandidateError(f"profile {profile.name} returned {name} = {metric.value!r}: a cost must be a "
+                                 "finite number >= 0")
+    return result
+
+
+def _checked_quality(task: Task, value: Any, split: str) -> float:
+    """The exported model's quality on a split, when it is a finite number; CandidateError if not."""
+    if not _finite(value):
+        raise CandidateError(f"the exported model's {split} {task.metric} is {value!r}, not a finite number")
+    return float(value)
 
 
 def summarize(model: DeployableModule, path: Path) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 import optuna
 
+from hwnas.errors import clip
 from hwnas.profiles import ProfileResult
 from hwnas.space import ArchConfig
 
@@ -97,7 +98,7 @@ class TrialRecord:
         if self.reused_from is not None:
             out["reused_from"] = self.reused_from
         out["timings"] = dict(self.timings)
-        return out
+        return _bounded(out)
 
     @classmethod
     def from_attrs(cls, data: Mapping[str, Any]) -> "TrialRecord":
@@ -115,6 +116,18 @@ class TrialRecord:
             artifact_id=data.get("artifact_id"), reused_from=data.get("reused_from"),
             timings=dict(data.get("timings") or {}),
         )
+
+
+def _bounded(value: Any) -> Any:
+    """``value`` with every string in it clipped (:func:`hwnas.errors.clip`): a reason or a profile's details
+    may quote a device tool's output, which can be any size."""
+    if isinstance(value, str):
+        return clip(value)
+    if isinstance(value, Mapping):
+        return {k: _bounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_bounded(v) for v in value]
+    return value
 
 
 # --- trials ------------------------------------------------------------------------------------------------

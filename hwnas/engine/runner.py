@@ -20,12 +20,14 @@ from hwnas.engine.progress import Progress
 from hwnas.engine.records import (Status, TrialRecord, arch_key, read_record, write_arch, write_record,
                                   write_tag)
 from hwnas.engine.stop import StopToken
-from hwnas.engine.study import evaluated_trials
+from hwnas.engine.study import evaluated_trials, is_evaluated
 from hwnas.errors import CandidateError
 from hwnas.space import SearchSpace
 
 #: Stop when this many proposals in a row evaluate nothing new: the space is (nearly) exhausted.
 MAX_IDLE_PROPOSALS = 50
+#: Stop when this many evaluated architectures failed and none succeeded: every candidate fails.
+MAX_FAILED_START = 10
 
 
 class TrialRunner:
@@ -122,16 +124,25 @@ class TrialRunner:
 def run_trials(study: optuna.Study, runner: TrialRunner, wanted: int, progress: Progress, stop: StopToken) -> bool:
     """Propose until the study holds ``wanted`` evaluated architectures (see :func:`evaluated_trials`).
 
-    Candidate failures are recorded and the search goes on. Returns False when it stopped early because the
+    Candidate failures are recorded and the search goes on — unless the first :data:`MAX_FAILED_START`
+    architectures this call evaluates all fail: then something fails every candidate (a profile's broken
+    number, a diverging learning rate), and it stops (the session reports it:
+    :meth:`~hwnas.engine.session.SearchSession.failure`). Returns False when it stopped early because the
     sampler kept proposing invalid or already-evaluated architectures."""
     runner.remember(study)
+    tally = {"ok": 0, "failed": 0}  # architectures this call evaluated
+
+    def failing() -> bool:
+        return tally["ok"] == 0 and tally["failed"] >= MAX_FAILED_START
 
     def after_trial(s: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
         progress.update(s, t)
-        if stop.stopped or runner.idle >= MAX_IDLE_PROPOSALS:
+        if is_evaluated(t):
+            tally["failed" if t.state == optuna.trial.TrialState.FAIL else "ok"] += 1
+        if stop.stopped or runner.idle >= MAX_IDLE_PROPOSALS or failing():
             s.stop()
 
-    while not stop.stopped and runner.idle < MAX_IDLE_PROPOSALS:
+    while not stop.stopped and runner.idle < MAX_IDLE_PROPOSALS and not failing():
         remaining = wanted - len(evaluated_trials(study))
         if remaining <= 0:
             return True

@@ -19,13 +19,15 @@ from hwnas.engine.runner import TrialRunner, evaluate_architecture, run_trials
 from hwnas.engine.stop import StopToken
 from hwnas.engine.samplers import make_sampler
 from hwnas.engine.setup import SearchSetup
-from hwnas.engine.study import default_storage, evaluated_trials, open_storage, open_study
+from hwnas.engine.study import all_failed, default_storage, evaluated_trials, open_storage, open_study
+from hwnas.errors import CandidateError
 from hwnas.space import SearchSpace
 
 
 @dataclass
 class SearchSession:
-    """See the module docstring. ``trials`` is the study's budget of evaluated architectures."""
+    """See the module docstring. ``trials`` is the study's budget of evaluated architectures; ``first_trial``
+    the number of the first trial this session adds to the study."""
 
     setup: SearchSetup
     study: optuna.Study
@@ -34,6 +36,9 @@ class SearchSession:
     progress: Progress
     stop: StopToken
     out: Path
+    first_trial: int = 0
+    #: Why the strategy itself failed (its own training diverged), when it did.
+    aborted: str | None = None
 
     @property
     def trials(self) -> int:
@@ -42,6 +47,28 @@ class SearchSession:
     def evaluated(self) -> int:
         """Architectures the study holds evaluated (what ``--trials`` counts)."""
         return len(evaluated_trials(self.study))
+
+    def run(self, strategy: Any) -> bool:
+        """Run ``strategy`` (a :class:`~hwnas.strategies.Strategy`) in this session. A candidate failure that
+        escapes it — the strategy's own training, of a supernet or of DARTS, diverged — ends the search as one
+        whose every trial failed (:meth:`failure` says why), not with a traceback."""
+        try:
+            return strategy.run(self)
+        except CandidateError as exc:
+            self.aborted = f"--strategy {strategy.name} failed: {exc}"
+            return True
+
+    def failure(self) -> str | None:
+        """None unless every architecture this session evaluated failed (it evaluated at least one), or the
+        strategy itself failed: then why, for the user (:func:`~hwnas.engine.study.all_failed`). The same for
+        every strategy, so that no search whose candidates all fail ends as if it had succeeded."""
+        if self.aborted:
+            return f"the search found no model: {self.aborted}"
+        summary = all_failed(evaluated_trials(self.study, since=self.first_trial))
+        if summary is None:
+            return None
+        early = f", so the search stopped before the {self.trials} asked for" if self.evaluated() < self.trials else ""
+        return f"the search found no model: {summary}{early} (the study keeps every trial and its reason)"
 
     def runner(self, *, space: SearchSpace | None = None, weights: Weights | None = None,
                tag: Mapping[str, Any] | None = None) -> TrialRunner:
@@ -86,4 +113,4 @@ def open_session(setup: SearchSetup, *, stop: StopToken, study_suffix: str = "",
                           train_threads=config.train_threads)
     progress = Progress(config.trials, min(len(evaluated_trials(study)), config.trials), config.progress)
     progress.announce(setup.task.metric, setup.task.direction, setup.objectives, list(setup.profiles.values()))
-    return SearchSession(setup, study, evaluator, Artifacts(folder), progress, stop, out)
+    return SearchSession(setup, study, evaluator, Artifacts(folder), progress, stop, out, len(study.trials))

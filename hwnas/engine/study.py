@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import optuna
 import sqlalchemy
@@ -86,19 +87,33 @@ _STATUS_OF = {optuna.trial.TrialState.COMPLETE: (Status.OK, Status.INFEASIBLE),
 _FINISHED = tuple(_STATUS_OF)
 
 
-def evaluated_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Trials that count towards ``--trials``: architectures actually evaluated (trained, screened out by a
-    constraint, or failed with a recorded reason). Proposals that break a space constraint, re-proposed
+def is_evaluated(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether ``trial`` counts towards ``--trials``: an architecture actually evaluated (trained, screened out
+    by a constraint, or failed with a recorded reason). Proposals that break a space constraint, re-proposed
     architectures (reused results) and trials cut off by a kill do not count."""
-    out = []
     # The record must agree with the trial's state: a process killed after a trial's record was written but
     # before Optuna was told its values leaves it RUNNING (later FAIL, through the heartbeat) with an "ok"
     # record; its architecture is evaluated again on resume.
-    for t in study.get_trials(deepcopy=False, states=_FINISHED):
-        record = read_record(t)
-        if record is not None and record.reused_from is None and record.status in _STATUS_OF[t.state]:
-            out.append(t)
-    return out
+    if trial.state not in _STATUS_OF:
+        return False
+    record = read_record(trial)
+    return record is not None and record.reused_from is None and record.status in _STATUS_OF[trial.state]
+
+
+def evaluated_trials(study: optuna.Study, since: int = 0) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count towards ``--trials`` (:func:`is_evaluated`), of those numbered ``since`` or later."""
+    return [t for t in study.get_trials(deepcopy=False, states=_FINISHED) if t.number >= since and is_evaluated(t)]
+
+
+def all_failed(trials: Sequence[optuna.trial.FrozenTrial]) -> str | None:
+    """None unless ``trials`` (evaluated ones) are there and every one failed; then what the user reads: how
+    many, and the most common reason (what went wrong is usually one thing, e.g. a profile's broken number)."""
+    if not trials or any(t.state != optuna.trial.TrialState.FAIL for t in trials):
+        return None
+    reasons = Counter(" ".join((read_record(t).reason or "none recorded").split())  # type: ignore[union-attr]
+                      for t in trials)
+    reason, count = reasons.most_common(1)[0]
+    return f"all {len(trials)} evaluated trial(s) failed; the most common reason ({count} of {len(trials)}): {reason}"
 
 
 def find_study(storage: str, study: str | None) -> optuna.Study:

@@ -38,7 +38,7 @@ from onnx import TensorProto
 from hwnas.errors import ProfileError
 from hwnas.graph._graph import (INT4_TYPES, INT8_TYPES, LAYOUT_OPS, MATMUL_OPERANDS, Graph, Routing, attribute,
                                 broadcast, fused_matmul_view)
-from hwnas.graph._load import ModelLike
+from hwnas.graph._load import ModelLike, reading
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +305,11 @@ def graph_costs(model: ModelLike, batch_size: int = 1, *, qdq_int8: bool = True)
     MatMul-like ops whose operand shapes cannot be inferred.
     """
     g = Graph(model, batch_size)
+    with reading(model):
+        return _costs(g, qdq_int8)
+
+
+def _costs(g: Graph, qdq_int8: bool) -> list[OpCost]:
     costs = []
     routed: dict[str, Routing] = {}  # tensors per routed row → the routing that selected the rows
     for i, node in enumerate(g.nodes):

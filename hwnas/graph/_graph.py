@@ -20,6 +20,7 @@ Conventions every view of the graph shares:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -29,7 +30,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 from hwnas.errors import ProfileError
 from hwnas.validation import check_int
-from hwnas.graph._load import ModelLike, load_model
+from hwnas.graph._load import ModelLike, load_model, reading
 
 #: Bytes per element by ONNX element type (4-bit types: half a byte).
 ITEMSIZE: dict[int, float] = {
@@ -57,6 +58,13 @@ LAYOUT_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Dropout
 VALUE_OPS = LAYOUT_OPS | {"Transpose", "Cast", "QuantizeLinear", "DequantizeLinear"}
 #: Ops a top-k routing mask passes through between ``Equal(TopK indices, e)`` and ``NonZero``.
 _MASK_OPS = {"Cast", "ReduceSum", "ReduceMax", "Greater", "Squeeze", "Unsqueeze", "Or", "Identity"}
+#: The largest tensor a graph may declare (petabytes): costs stay exact numbers, and no model is that large.
+MAX_ELEMENTS = 10**15
+#: The largest tensor hwnas (densifying a sparse initializer) or ONNX Runtime (folding constants) would allocate.
+MAX_DENSE_ELEMENTS = 1 << 28
+#: Rounds of ONNX shape inference, each after the shapes of operators it does not know were added (hwnas's own
+#: graphs, ONNX Runtime's fused ones included, take at most 10).
+MAX_INFERENCE_ROUNDS = 64
 
 
 def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
@@ -71,13 +79,20 @@ def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
 
 
 def _sparse_to_dense(sp: onnx.SparseTensorProto) -> np.ndarray:
-    values = numpy_helper.to_array(sp.values)
-    dense = np.zeros(int(np.prod(sp.dims)), dtype=values.dtype)
-    idx = numpy_helper.to_array(sp.indices).astype(np.int64)
-    if idx.ndim == 2:  # [NNZ, rank] coordinates
-        idx = np.ravel_multi_index(tuple(idx.T), tuple(sp.dims))
-    dense[idx.reshape(-1)] = values.reshape(-1)
-    return dense.reshape(tuple(sp.dims))
+    size = math.prod(sp.dims)
+    if size > MAX_DENSE_ELEMENTS:
+        raise ProfileError(f"sparse initializer '{sp.values.name}' of shape {list(sp.dims)} is {size} elements "
+                           f"dense, more than the {MAX_DENSE_ELEMENTS} hwnas reads")
+    try:
+        values = numpy_helper.to_array(sp.values)
+        dense = np.zeros(size, dtype=values.dtype)
+        idx = numpy_helper.to_array(sp.indices).astype(np.int64)
+        if idx.ndim == 2:  # [NNZ, rank] coordinates
+            idx = np.ravel_multi_index(tuple(idx.T), tuple(sp.dims))
+        dense[idx.reshape(-1)] = values.reshape(-1)
+        return dense.reshape(tuple(sp.dims))
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ProfileError(f"sparse initializer '{sp.values.name}' is malformed: {exc}") from None
 
 
 def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
@@ -162,25 +177,38 @@ class Graph:
     ``notes`` what reading the graph noticed (e.g. a static batch that differs from ``batch_size``).
 
     Raises :class:`~hwnas.errors.ProfileError` for unreadable models (:func:`load_model`), control flow,
-    symbolic non-batch dimensions and failed shape inference; the message starts with the path when given one.
+    symbolic non-batch dimensions, failed shape inference and tensors too large to price (more than
+    :data:`MAX_ELEMENTS`) or to fold (a constant computed in the graph of more than :data:`MAX_DENSE_ELEMENTS`,
+    which ONNX Runtime would allocate); the message starts with the path when given one.
     """
 
     def __init__(self, model: ModelLike, batch_size: int = 1) -> None:
         batch_size = check_int(batch_size, "batch_size", low=1, high=1 << 20, error=ProfileError)
         proto = load_model(model)
-        try:
+        with reading(model):
             if any(n.op_type in ("If", "Loop", "Scan") for n in proto.graph.node):
                 raise ProfileError("control-flow ops (If/Loop/Scan) are not supported")
             weights = _weight_inputs(proto)
             notes = _fix_batch(proto, batch_size, weights)
             _infer(proto, weights)
-        except ProfileError as exc:
-            if isinstance(model, onnx.ModelProto):
-                raise
-            raise ProfileError(f"{model}: {exc}") from None
-        self._index(proto, weights)
+            self._index(proto, weights)
+            self._check_sizes()
         self.batch_size = batch_size
         self.notes = notes
+
+    def _check_sizes(self) -> None:
+        """Refuse tensors too large to price or to fold (see the class docstring), without allocating them."""
+        initializers = set(self.initializers)
+        for name in [*self.initializers, *self._info]:
+            shape = self.shape(name)
+            size = math.prod(shape) if shape is not None else 0
+            if size > MAX_ELEMENTS:
+                raise ProfileError(f"tensor '{name}' of shape {shape} has {size} elements, more than the "
+                                   f"{MAX_ELEMENTS:.0e} hwnas prices")
+            if size > MAX_DENSE_ELEMENTS and name in self.constants and name not in initializers | self.weight_inputs:
+                raise ProfileError(f"tensor '{name}' of shape {shape} is computed from constants alone: a runtime "
+                                   f"folds it into a stored constant of {size} elements as it loads the model (at "
+                                   f"most {MAX_DENSE_ELEMENTS})")
 
     @classmethod
     def _indexed(cls, model: onnx.ModelProto, weight_inputs: set[str]) -> Graph:
@@ -486,19 +514,53 @@ def _without_weight_data(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _infer(model: onnx.ModelProto, weights: set[str]) -> None:
     """Write ``value_info`` from ONNX shape inference into ``model``, completed with :func:`_contrib_shape` for
-    unknown ops (one at a time, re-running ONNX inference so that standard ops downstream see the new shape)."""
+    the nodes it leaves without a shape, then re-run so that standard ops downstream see the new shapes.
+
+    One round guesses every such node, in graph order, that is not downstream of a shape guessed in the same
+    round, or that ONNX does not know (a chain of contrib ops takes one round); a standard op downstream of a
+    guess waits for the next round, so that ONNX, not the elementwise guess, gives its shape. When ONNX knows
+    every operator (and every constant is dense: it types a sparse one as no tensor), the first round is
+    strict: operands that do not fit (a [N, 7] input to a [6, 5] weight) are an error, not a guess."""
     light = _without_weight_data(model)
-    for _ in range(len(model.graph.node) + 1):
+    strict = not model.graph.sparse_initializer and all(onnx.defs.has(n.op_type, n.domain or "")
+                                                         for n in model.graph.node)
+    for _ in range(MAX_INFERENCE_ROUNDS):
         try:
-            light = shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
+            light = shape_inference.infer_shapes(light, strict_mode=strict, data_prop=True)
         except Exception as exc:  # noqa: BLE001 - onnx raises several types
-            raise ProfileError(f"ONNX shape inference failed: {exc}") from exc
-        g = Graph._indexed(light, weights)
-        node = next((n for n in g.nodes if n.output and n.op_type != "Constant" and g.shape(n.output[0]) is None
-                     and _contrib_shape(g, n) is not None), None)
-        if node is None:
+            raise ProfileError(f"ONNX shape inference failed: {' '.join(str(exc).split())}") from None
+        strict = False
+        guessed = _guess_shapes(Graph._indexed(light, weights))
+        if not guessed:
             break
-        shape, elem = _contrib_shape(g, node)  # type: ignore[misc]
-        light.graph.value_info.append(helper.make_tensor_value_info(node.output[0], elem or TensorProto.FLOAT, shape))
+        light.graph.value_info.extend(guessed)
+    else:
+        raise ProfileError(f"ONNX shape inference did not settle in {MAX_INFERENCE_ROUNDS} rounds of operators it "
+                           "does not know")
     del model.graph.value_info[:]
     model.graph.value_info.extend(light.graph.value_info)
+
+
+def _guess_shapes(g: Graph) -> list[onnx.ValueInfoProto]:
+    """One round of :func:`_infer`: the shapes :func:`_contrib_shape` gives the nodes ONNX left without one.
+
+    ``after`` holds the tensors downstream of a shape guessed in this round: a standard op there waits for the
+    next round (ONNX may infer it then, from the guessed shape or a value it propagates, e.g. through Shape)."""
+    guessed: list[onnx.ValueInfoProto] = []
+    after: set[str] = set()
+    for n in g.nodes:
+        if after.intersection(n.input):
+            after.update(n.output)
+            if onnx.defs.has(n.op_type, n.domain or ""):
+                continue
+        if not n.output or n.op_type == "Constant" or g.shape(n.output[0]) is not None:
+            continue
+        found = _contrib_shape(g, n)
+        if found is None:
+            continue
+        shape, elem = found
+        info = helper.make_tensor_value_info(n.output[0], elem or TensorProto.FLOAT, shape)
+        g._info[n.output[0]] = info
+        guessed.append(info)
+        after.update(n.output)
+    return guessed

@@ -19,7 +19,7 @@ import onnx
 
 from hwnas.errors import ProfileError
 from hwnas.graph._graph import Graph, attribute
-from hwnas.graph._load import ModelLike
+from hwnas.graph._load import ModelLike, reading
 
 _LINEAR = {"Gemm", "MatMul"}
 #: Linear-algebra ops this reader cannot turn into a weight matrix.
@@ -144,6 +144,11 @@ def linear_layers(model: Graph | ModelLike) -> list[LinearLayer]:
     whose weights this reader cannot interpret (Conv, QLinearMatMul, ...).
     """
     graph = _graph(model)
+    with reading(graph.model if isinstance(model, Graph) else model):  # a Graph's caller names it
+        return _layers(graph)
+
+
+def _layers(graph: Graph) -> list[LinearLayer]:
     layers: list[LinearLayer] = []
     for node in graph.nodes:
         if node.op_type in _UNSUPPORTED:

@@ -46,7 +46,8 @@ import numpy as np
 import onnx
 
 from hwnas.errors import ProfileError
-from hwnas.graph import COPY_OPS, DTYPES, LAYOUT_OPS, OpCost, graph_costs, optimize_with_onnxruntime
+from hwnas.graph import (COPY_OPS, DTYPES, LAYOUT_OPS, OpCost, check_file, graph_costs, optimize_with_onnxruntime,
+                         reading)
 from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.onnxruntime import host_mismatch
 from hwnas.profiles.registry import register_kind
@@ -280,7 +281,8 @@ def evaluate(table: _Table, params: Mapping[str, Any]) -> OpTimes:
 def lowered_costs(model: onnx.ModelProto | str | Path, batch_size: int, fusion: str) -> list[OpCost]:
     """Per-operator costs of the graph that runs under ``fusion`` (see the module docstring)."""
     if fusion == "onnxruntime":
-        return graph_costs(optimize_with_onnxruntime(model), batch_size, qdq_int8=False)
+        with reading(model):  # the optimized graph is in memory: errors found in it name the file
+            return graph_costs(optimize_with_onnxruntime(model), batch_size, qdq_int8=False)
     return graph_costs(model, batch_size)
 
 
@@ -524,6 +526,7 @@ class AnalyticalProfile(Profile):
         """Per-operator costs of the graph this profile runs (cached per file content and settings)."""
         from hwnas.profiles.onnxruntime import file_digest
 
+        check_file(onnx_path)  # before it is hashed: a FIFO would block, a huge file take long
         key = (file_digest(Path(onnx_path)), self.params["batch_size"], self.params["fusion"])
         if key not in self._cache:
             self._cache[key] = lowered_costs(onnx_path, self.params["batch_size"], self.params["fusion"])

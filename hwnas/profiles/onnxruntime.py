@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import platform
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import ProfileError
+from hwnas.graph import load_model
 from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.registry import register_kind
 
@@ -19,6 +21,8 @@ _DTYPES = {
     "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
     "tensor(bool)": np.bool_,
 }
+#: The most bytes of random inputs a measurement feeds (a batch of 65536 rows of 4096 floats).
+MAX_INPUT_BYTES = 1 << 30
 
 
 def file_digest(path: Path) -> str:
@@ -136,13 +140,15 @@ class OnnxRuntimeProfile(Profile):
         except Exception as exc:
             raise ProfileError(f"profile '{self.name}': onnxruntime cannot load {path}: {exc}") from exc
 
-    def _inputs(self, sess: Any) -> dict[str, np.ndarray]:
+    def _inputs(self, sess: Any, path: Path) -> dict[str, np.ndarray]:
+        """Random inputs of the shapes the graph declares, at most :data:`MAX_INPUT_BYTES` in all (a declared
+        [1e9, 1e9] input is refused before anything is allocated)."""
         rng = np.random.default_rng(0)
-        feeds = {}
-        for i, arg in enumerate(sess.get_inputs()):
+        shapes = {}
+        for arg in sess.get_inputs():
             dtype = _DTYPES.get(arg.type)
             if dtype is None:
-                raise ProfileError(f"profile '{self.name}': input '{arg.name}' has unsupported type {arg.type}")
+                raise ProfileError(f"profile '{self.name}': {path}: input '{arg.name}' has unsupported type {arg.type}")
             shape = []
             for axis, dim in enumerate(arg.shape):
                 if isinstance(dim, int) and dim > 0:
@@ -151,21 +157,29 @@ class OnnxRuntimeProfile(Profile):
                     shape.append(self.params["batch_size"])
                 else:
                     raise ProfileError(
-                        f"profile '{self.name}': input '{arg.name}' has a symbolic non-batch dimension {dim!r} "
-                        "(give the model static shapes except the batch)"
+                        f"profile '{self.name}': {path}: input '{arg.name}' has a symbolic non-batch dimension "
+                        f"{dim!r} (give the model static shapes except the batch)"
                     )
-            if np.issubdtype(dtype, np.floating):
-                feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
-            else:
-                feeds[arg.name] = np.zeros(shape, dtype)
-        return feeds
+            shapes[arg.name] = (shape, dtype)
+        size = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in shapes.values())
+        if size > MAX_INPUT_BYTES:
+            raise ProfileError(f"profile '{self.name}': {path}: its inputs "
+                               f"{ {name: shape for name, (shape, _) in shapes.items()} } are {size} bytes, more "
+                               f"than the {MAX_INPUT_BYTES >> 30} GB hwnas feeds a model it measures")
+        return {name: (rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+                       if np.issubdtype(dtype, np.floating) else np.zeros(shape, dtype))
+                for name, (shape, dtype) in shapes.items()}
 
     def profile(self, onnx_path: Path) -> ProfileResult:
+        try:
+            load_model(onnx_path)  # what every profile refuses (no model, invalid, too large), this one refuses
+        except ProfileError as exc:  # its message starts with the file
+            raise ProfileError(f"profile '{self.name}': cannot load {exc}") from None
         key = (file_digest(onnx_path), repr(sorted(self.params.items())))
         if key in self._cache:
             return self._cache[key]
         sess = self._session(onnx_path)
-        feeds = self._inputs(sess)
+        feeds = self._inputs(sess, onnx_path)
         try:
             for _ in range(self.params["warmup"]):
                 sess.run(None, feeds)

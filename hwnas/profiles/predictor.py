@@ -32,7 +32,7 @@ from typing import Any, Mapping
 
 from hwnas.errors import ProfileError
 from hwnas.files import read_text
-from hwnas.graph import COPY_OPS, LAYOUT_OPS, OpCost, graph_costs, optimize_with_onnxruntime
+from hwnas.graph import COPY_OPS, LAYOUT_OPS, OpCost, check_file, graph_costs, optimize_with_onnxruntime, reading
 from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.onnxruntime import file_digest, host_mismatch
 from hwnas.profiles.registry import register_kind
@@ -61,7 +61,8 @@ GEMV_ROWS = 4
 
 def kernel_ops(model: Any, batch_size: int) -> list[OpCost]:
     """The kernels ONNX Runtime runs for ``model`` (path or ModelProto) at ``batch_size``, with their costs."""
-    return graph_costs(optimize_with_onnxruntime(model, "extended"), batch_size, qdq_int8=False)
+    with reading(model):  # the optimized graph is in memory: errors found in it name the file
+        return graph_costs(optimize_with_onnxruntime(model, "extended"), batch_size, qdq_int8=False)
 
 
 def kernel_class(op: OpCost) -> str:
@@ -218,7 +219,10 @@ class PredictorProfile(Profile):
 
     def profile(self, onnx_path: Path) -> ProfileResult:
         try:
+            check_file(onnx_path)  # before it is hashed: a FIFO would block, a huge file take long
             key = (file_digest(onnx_path), repr((self._model_digest, sorted(self.params.items()))))
+        except ProfileError as exc:
+            raise ProfileError(f"profile '{self.name}': {exc}") from None
         except OSError as exc:
             raise ProfileError(f"profile '{self.name}': cannot read {onnx_path}: {exc}") from None
         if key not in self._cache:

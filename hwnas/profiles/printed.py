@@ -38,7 +38,7 @@ import numpy as np
 import onnx
 
 from hwnas.errors import ProfileError
-from hwnas.graph import ACTIVATION_OPS, LAYOUT_OPS, Graph, LinearLayer, io_sizes, linear_layers
+from hwnas.graph import ACTIVATION_OPS, LAYOUT_OPS, Graph, LinearLayer, io_sizes, linear_layers, reading
 from hwnas.precision import FixedPoint
 from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
 from hwnas.profiles.registry import register_kind
@@ -352,23 +352,22 @@ class PrintedProfile(Profile):
         return EgfetTech(**{f.name: float(self.params[f.name]) for f in fields(EgfetTech)})
 
     def profile(self, onnx_path: Path) -> ProfileResult:
-        graph = Graph(onnx_path)
-        try:
+        with reading(onnx_path):
+            graph = Graph(onnx_path)
             layers = linear_layers(graph)  # first: it refuses what no setting can price (Conv, constant-less MatMul)
-        except ProfileError as exc:
-            raise ProfileError(f"{onnx_path}: {exc}") from None
-        approximated = self.approximated_ops(onnx_path, (n.op_type for n in graph.nodes if n.op_type not in MLP_OPS),
-                                             "as free wiring: they add no circuit")
-        if not layers:
-            raise ProfileError(f"{onnx_path}: no linear layer (Gemm/MatMul with a constant weight) to cost")
-        bits, input_bits, from_meta = _metadata_bits(
-            graph.model, len(layers), int(self.params["weight_bits"]), int(self.params["input_bits"]))
-        act_bits = self.params["act_bits"]
-        try:
-            cost = estimate_circuit(layers, bits, input_bits, tech=self.tech(),
-                                    act_bits=int(act_bits) if act_bits is not None else None)
-        except ValueError as exc:
-            raise ProfileError(f"{onnx_path}: {exc}") from None
+            approximated = self.approximated_ops(onnx_path, (n.op_type for n in graph.nodes
+                                                             if n.op_type not in MLP_OPS),
+                                                 "as free wiring: they add no circuit")
+            if not layers:
+                raise ProfileError("no linear layer (Gemm/MatMul with a constant weight) to cost")
+            bits, input_bits, from_meta = _metadata_bits(
+                graph.model, len(layers), int(self.params["weight_bits"]), int(self.params["input_bits"]))
+            act_bits = self.params["act_bits"]
+            try:
+                cost = estimate_circuit(layers, bits, input_bits, tech=self.tech(),
+                                        act_bits=int(act_bits) if act_bits is not None else None)
+            except ValueError as exc:
+                raise ProfileError(str(exc)) from None
         features, classes = io_sizes(graph)
         details = {
             "model": MODEL_NAME,

@@ -38,7 +38,7 @@ from torch import nn
 from hwnas.engine.evaluator import Evaluator
 from hwnas.engine.objectives import Constraint, Objective
 from hwnas.engine.records import read_tag
-from hwnas.errors import ConfigError
+from hwnas.errors import CandidateError, ConfigError
 from hwnas.models.layers import ACTIVATIONS, uniform_init
 from hwnas.models.mlp import precision
 from hwnas.models.preprocess import Standardize
@@ -332,8 +332,12 @@ class DartsSearch:
         path = evaluator.workdir / "darts_reference.onnx"
         model = evaluator.build(config, 0)
         evaluator.lower(model, config, 0, path)
-        measured = evaluator.profile(path)
-        path.unlink(missing_ok=True)
+        try:
+            measured = evaluator.profile(path)
+        except CandidateError as exc:  # no cost table without it: the search cannot start
+            raise ConfigError(f"DARTS cannot price its reference architecture (the smallest): {exc}") from None
+        finally:
+            path.unlink(missing_ok=True)
         models = {}
         for profile, metrics in wanted.items():
             table = OpCostTable(by_name[profile], metrics, out / "darts_costs.json", seed=self.seed)

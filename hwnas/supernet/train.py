@@ -20,8 +20,9 @@ import torch
 
 from hwnas.data import Dataset
 from hwnas.data.text import TextDataset
-from hwnas.errors import ConfigError
+from hwnas.errors import ConfigError, clip
 from hwnas.train.trainer import Batch, Distillation, Trainer, TrainHook, TrainState, shuffled_batches
+from hwnas.validation import check_float, check_int
 
 _COUNTERS = ("steps", "subnet_passes", "sample_passes", "sample_macs", "seconds")
 
@@ -76,18 +77,29 @@ class _Sandwich(TrainHook):
 
 class _Checkpoint(TrainHook):
     """Resume from ``path`` when it exists (``torch.load(weights_only=True)``: no code runs), save after every
-    epoch, so that a resumed run follows the same batches and subnets as an uninterrupted one."""
+    epoch, so that a resumed run follows the same batches and subnets as an uninterrupted one. A file there that
+    is not such a checkpoint (garbage, truncated, of another supernet) is a ConfigError naming it, before any
+    training."""
 
     def __init__(self, path: Path | None, sandwich: _Sandwich, generators: dict[str, Any]) -> None:
         self.path, self.sandwich, self.generators = path, sandwich, generators
         self.start = 0
         self._seconds = 0.0  # of the epochs before this run
 
+    def _unusable(self, what: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {what}; delete it (or use another --out) to train the supernet anew")
+
     def on_fit_start(self, state: TrainState) -> None:
-        if self.path is None or not self.path.is_file():
+        if self.path is None or not os.path.lexists(self.path):
             return
+        if not self.path.is_file():
+            raise self._unusable("not a file, so not a supernet checkpoint")
         try:
             saved = torch.load(self.path, weights_only=True)
+        except Exception:  # truncated, empty or foreign files raise many types; their advice is no help here
+            raise self._unusable("not a PyTorch checkpoint that loads with weights_only=True (truncated, not written "
+                                 "by torch.save, or holding more than tensors and plain values)") from None
+        try:
             state.model.load_state_dict(saved["model"])
             state.optimizer.load_state_dict(saved["opt"])
             rng = saved["rng"]
@@ -95,13 +107,15 @@ class _Checkpoint(TrainHook):
             self.generators["python"].setstate(_tuple(rng["python"]))
             if "numpy" in rng:
                 self.generators["numpy"].bit_generator.state = rng["numpy"]
-            self.sandwich.stats.update(saved["stats"])
-            self.start = state.epoch = int(saved["epoch"])
-        except Exception as exc:  # truncated, foreign or wrong-shape files raise many types
-            raise ConfigError(f"{self.path}: not a checkpoint of this search's supernet ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); delete it to train the "
-                              "supernet anew") from None
-        self._seconds = float(self.sandwich.stats.get("seconds", 0.0))
+            stats = {k: saved["stats"][k] for k in _COUNTERS}
+            for k, v in stats.items():
+                check_float(v, f"stats.{k}", low=0.0)  # numbers, so that counting goes on from them
+            epoch = check_int(saved["epoch"], "epoch", low=0)
+        except Exception as exc:
+            raise self._unusable(f"not a checkpoint of this search's supernet ({_first_problem(exc)})") from None
+        self.sandwich.stats.update(stats)
+        self.start = state.epoch = epoch
+        self._seconds = float(stats["seconds"])
 
     def on_epoch_end(self, state: TrainState) -> None:
         self.sandwich.stats["seconds"] = self._seconds + state.seconds
@@ -163,6 +177,14 @@ def train_supernet(supernet: torch.nn.Module, data: Dataset | TextDataset, *, ep
         supernet, opt, batches, forward=lambda x: supernet(x, supernet.largest()))
     return {"epochs": state.epoch, "start_epoch": saving.start, **{k: sandwich.stats[k] for k in _COUNTERS},
             "loss": state.loss}
+
+
+def _first_problem(exc: Exception) -> str:
+    """One line of what ``exc`` says: for ``load_state_dict``'s list of mismatches, the first of them."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):  # "Error(s) in loading state_dict for ...:" then one per key
+        lines = lines[1:]
+    return clip(f"{type(exc).__name__}: {lines[0] if lines else ''}", 300)
 
 
 def _list(value: Any) -> Any:
