@@ -214,13 +214,11 @@ def _profile_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hwnas import profiles
+    from hwnas.graph import check_file
     from hwnas.profiles.measure import measuring_profile
 
     model = Path(args.model)
-    if not model.is_file():  # a FIFO would block whatever reads it
-        raise HwnasError(f"{model}: " + ("is a folder, not an ONNX file" if model.is_dir() else
-                                         "not a regular file (a pipe or a device is no ONNX file)"
-                                         if model.exists() else "no such ONNX file"))
+    check_file(model)  # before any profile reads (or hashes) it: a FIFO would block
     profile = profiles.get(args.name, _overrides(args.set, "--set"))
     if args.action == "predict":
         if profile.provenance != "predicted":

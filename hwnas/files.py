@@ -26,21 +26,31 @@ MAX_YAML_NODES = 100_000
 MAX_YAML_DEPTH = 64
 
 
-def read_text(path: str | Path, error: type[HwnasError], *, max_bytes: int = MAX_DEFINITION_BYTES) -> str:
-    """The UTF-8 text of the regular file ``path``; ``error`` naming the file when it cannot be that."""
-    path = Path(path)
+def regular_file_size(path: str | Path, error: type[HwnasError], *, what: str = "a file",
+                      missing: str = "no such file", shown_as: str | None = None) -> int:
+    """The size of ``path`` if it is a regular file; else ``error`` naming it (``shown_as``, default the path)
+    and saying it is not ``what``. Every reader of a user's file asks this first: reading a FIFO would wait
+    forever, a device never end, and a folder is no file."""
+    shown = shown_as or str(path)
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
+        raise error(f"{shown}: {missing}") from None
     except (OSError, ValueError) as exc:  # a NUL in the name is a ValueError
-        raise error(f"{path}: cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
+        raise error(f"{shown}: cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise error(f"{path}: is a folder, not a file")
+        raise error(f"{shown}: is a folder, not {what}")
     if not stat.S_ISREG(info.st_mode):
-        raise error(f"{path}: not a regular file (a pipe, socket or device cannot be a definition)")
-    if info.st_size > max_bytes:
-        raise error(f"{path}: {info.st_size} bytes is too large for a definition file (at most {max_bytes})")
+        raise error(f"{shown}: not a regular file (a pipe, socket or device is not {what})")
+    return info.st_size
+
+
+def read_text(path: str | Path, error: type[HwnasError], *, max_bytes: int = MAX_DEFINITION_BYTES) -> str:
+    """The UTF-8 text of the regular file ``path``; ``error`` naming the file when it cannot be that."""
+    path = Path(path)
+    size = regular_file_size(path, error, what="a definition file")
+    if size > max_bytes:
+        raise error(f"{path}: {size} bytes is too large for a definition file (at most {max_bytes})")
     try:
         data = path.read_bytes()
     except OSError as exc:

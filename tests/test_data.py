@@ -423,7 +423,7 @@ def _special(path: Path, kind: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind, message", [("folder", "is a directory, not a data file"),
+@pytest.mark.parametrize("kind, message", [("folder", "is a folder, not a data file"),
                                            ("fifo", "not a regular file"), ("device", "not a regular file"),
                                            ("huge", "is more than the 64 MB hwnas reads")])
 @pytest.mark.parametrize("suffix", [".csv", ".npz", ".txt", ".jsonl"])

@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import stat
 import zipfile
 import zlib
 from collections import Counter
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hwnas.errors import DataError
+from hwnas.files import regular_file_size
 
 MISSING_MARKERS = frozenset({"", "?", "na", "n/a", "nan", "null", "none"})
 _MAX_LISTED = 5
@@ -77,17 +76,7 @@ def _sniff_delimiter(line: str) -> str:
 
 def check_data_file(path: Path, display: str) -> int:
     """The size of the regular file ``path``; DataError naming ``display`` when it is missing or not one."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise DataError(f"{display}: file not found") from None
-    except (OSError, ValueError) as exc:  # a NUL in the name is a ValueError
-        raise DataError(f"{display}: cannot read file ({getattr(exc, 'strerror', None) or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise DataError(f"{display}: is a directory, not a data file")
-    if not stat.S_ISREG(info.st_mode):
-        raise DataError(f"{display}: not a regular file (a pipe or a device cannot be read as data)")
-    return info.st_size
+    return regular_file_size(path, DataError, what="a data file", missing="file not found", shown_as=display)
 
 
 def read_data_bytes(path: Path, display: str) -> bytes:

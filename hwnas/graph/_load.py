@@ -10,8 +10,6 @@ gets the same checks but the checker's.
 from __future__ import annotations
 
 import contextlib
-import os
-import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +18,7 @@ import onnx
 from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model, uses_external_data
 
 from hwnas.errors import ProfileError
+from hwnas.files import regular_file_size
 
 ModelLike = onnx.ModelProto | str | Path
 
@@ -53,18 +52,11 @@ def reading(model: ModelLike) -> Iterator[None]:
 def check_file(path: str | Path) -> None:
     """ProfileError naming ``path`` unless it is a regular file of 1 to :data:`MAX_MODEL_BYTES` bytes: what a
     profile checks before it reads (or hashes) a file it is handed."""
-    try:
-        info = os.stat(path)
-    except (OSError, ValueError) as exc:
-        raise ProfileError(f"{path}: cannot read the ONNX model: {getattr(exc, 'strerror', None) or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ProfileError(f"{path}: is a folder, not an ONNX model")
-    if not stat.S_ISREG(info.st_mode):
-        raise ProfileError(f"{path}: not a regular file (a pipe or a device is no ONNX model)")
-    if info.st_size == 0:
+    size = regular_file_size(path, ProfileError, what="an ONNX file", missing="no such ONNX file")
+    if size == 0:
         raise ProfileError(f"{path}: empty file (0 bytes), not an ONNX model")
-    if info.st_size > MAX_MODEL_BYTES:
-        raise ProfileError(f"{path}: {info.st_size} bytes, larger than an ONNX file can be ({MAX_MODEL_BYTES} "
+    if size > MAX_MODEL_BYTES:
+        raise ProfileError(f"{path}: {size} bytes, larger than an ONNX file can be ({MAX_MODEL_BYTES} "
                            "bytes): not an ONNX model (large weights are stored as external data)")
 
 
