@@ -10,9 +10,7 @@ The public API (imported on first use, so that ``import hwnas`` stays fast)::
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import Any
 
 __version__ = "0.1.0"
 # ONNX Runtime (1.32) writes telemetry files into ~/.cache/Microsoft/DeveloperTools and $TMPDIR/.ses whenever a
@@ -20,26 +18,14 @@ __version__ = "0.1.0"
 # explicit setting of the user's is kept.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-# ONNX Runtime (1.32) writes a device id and a telemetry database into ~/.cache/Microsoft and $TMPDIR when it is
-# imported; hwnas writes nothing outside its output folder and the profile folder (a user may still opt in).
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-
+# The engine's packages are named so that none of them shadows an API name: a subpackage ``hwnas.search`` would
+# replace the function as soon as it is imported.
 _API = {
     "search": "hwnas.api", "export": "hwnas.api", "verify": "hwnas.api", "SearchResult": "hwnas.api",
     "SearchConfig": "hwnas.engine.config", "StopToken": "hwnas.engine.stop",
 }
 __all__ = ["__version__", *sorted(_API)]
 
+from hwnas.lazy import exports  # noqa: E402 - after the environment is set
 
-def __getattr__(name: str) -> Any:
-    # Module attributes win over __getattr__, and the engine's packages are named so that none of them
-    # shadows an API name (a subpackage ``hwnas.search`` would replace the function once imported).
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'hwnas' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = exports(__name__, _API)

@@ -40,7 +40,6 @@ def ops(path):
 def test_every_mlp_full_choice_lowers_to_what_its_metadata_states(evaluator, tmp_path):
     space = load_space("mlp_full")
     rng = random.Random(0)
-    data = evaluator.task.data
     seen_quant, seen_ffn = set(), set()
     lowered = 0
     while lowered < 24:
@@ -100,7 +99,7 @@ def test_gradual_pruning_leaves_real_zeros_in_the_exported_graph(tmp_path, kind,
 
 def test_zero_weights_are_free_in_print_but_not_on_the_cpu(tmp_path):
     base = "model: mlp\nparams:\n  width: [16]\nfixed: {depth: 1%s}\n"
-    areas, lat = {}, {}
+    areas = {}
     for name, extra in (("dense", ""), ("sparse", ", sparsity_kind: unstructured, sparsity: 0.8")):
         space = tmp_path / f"{name}.yaml"
         space.write_text(base % extra)

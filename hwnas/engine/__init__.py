@@ -9,28 +9,18 @@ Names are imported on first use (``import hwnas.engine.samplers`` stays free of 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from hwnas.lazy import exports
 
 _PUBLIC = {
-    "CandidateResult": "evaluator", "Evaluator": "evaluator", "Prepared": "evaluator", "Timings": "evaluator",
-    "Weights": "evaluator", "candidate_seed": "evaluator",
-    "Status": "records", "TrialRecord": "records", "read_record": "records", "read_arch": "records",
-    "read_tag": "records",
-    "StopToken": "stop", "TrialRunner": "runner",
-    "SearchSession": "session", "open_session": "session",
-    "SearchSetup": "setup", "resolve": "setup",
-    "evaluated_trials": "study", "pareto_trials": "pareto", "hypervolume": "pareto",
-    "write_outputs": "outputs", "pareto_rows": "outputs", "verify_study": "verify",
+    "CandidateResult": ".evaluator", "Evaluator": ".evaluator", "Prepared": ".evaluator", "Timings": ".evaluator",
+    "Weights": ".evaluator", "candidate_seed": ".evaluator",
+    "Status": ".records", "TrialRecord": ".records", "read_record": ".records", "read_arch": ".records",
+    "read_tag": ".records",
+    "StopToken": ".stop", "TrialRunner": ".runner",
+    "SearchSession": ".session", "open_session": ".session",
+    "SearchSetup": ".setup", "resolve": ".setup",
+    "evaluated_trials": ".study", "pareto_trials": ".pareto", "hypervolume": ".pareto",
+    "write_outputs": ".outputs", "pareto_rows": ".outputs", "verify_study": ".verify",
 }
 __all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(f"hwnas.engine.{_PUBLIC[name]}"), name)
-    raise AttributeError(f"module 'hwnas.engine' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = exports(__name__, _PUBLIC)

@@ -7,23 +7,13 @@ Names are imported on first use, so that ``import hwnas.lowering.tvm`` in the TV
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from hwnas.lazy import exports
 
 _PUBLIC = {
-    "lower": "pipeline", "LoweredModel": "pipeline", "Lowerable": "pipeline", "PARITY_TOLERANCE": "pipeline",
-    "converted_weights": "pipeline",
-    "Exporter": "export", "FeatureExporter": "export", "TokenExporter": "export", "export_onnx": "export",
-    "export_tokens": "export", "graph_digest": "metadata", "read_metadata": "metadata", "set_metadata": "metadata",
+    "lower": ".pipeline", "LoweredModel": ".pipeline", "Lowerable": ".pipeline", "PARITY_TOLERANCE": ".pipeline",
+    "converted_weights": ".pipeline",
+    "Exporter": ".export", "FeatureExporter": ".export", "TokenExporter": ".export", "export_onnx": ".export",
+    "export_tokens": ".export", "graph_digest": ".metadata", "read_metadata": ".metadata", "set_metadata": ".metadata",
 }
 __all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(f"hwnas.lowering.{_PUBLIC[name]}"), name)
-    raise AttributeError(f"module 'hwnas.lowering' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = exports(__name__, _PUBLIC)
