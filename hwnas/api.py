@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from typing import TYPE_CHECKING
 
@@ -72,10 +72,19 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
         complete = session.run(strategy)
     finally:
         session.progress.close()
-    rows = write_outputs(session.study, session.out, session.artifacts.folder)
+    rows = write_outputs(session.study, session.out, session.artifacts.folder, circuits=_circuit_split(setup))
     stopped = stop.stopped and len(evaluated_trials(session.study)) < config.trials
     return SearchResult(session.study, session.out, rows, session.artifacts.folder, stopped=stopped,
                         exhausted=not complete, failed=session.failure())
+
+
+def _circuit_split(setup: Any) -> Callable[[], tuple[Any, Any]] | None:
+    """The test split to prove circuits on, for a tabular search with a fixed-point (printed) profile."""
+    from hwnas.engine.tasks import ClassificationTask
+
+    if not isinstance(setup.task, ClassificationTask) or not any(p.fixed_point() for p in setup.profiles.values()):
+        return None
+    return lambda: (setup.task.data.X_test, setup.task.data.y_test)
 
 
 def open_existing_study(out: str | Path, *, storage: str | None = None, study: str | None = None,
@@ -98,15 +107,20 @@ def export(out: str | Path, *, storage: str | None = None, study: str | None = N
     """Re-export ``pareto.json``, ``pareto.csv`` and ``models/*.onnx`` of a study into ``out``.
 
     ``format="tvm"`` also compiles each model with TVM (:func:`hwnas.lowering.tvm_export.export_tvm`, which
-    takes ``tvm_options``: ``target``, ``batch_size``, ``database``, ``cc``)."""
+    takes ``tvm_options``: ``target``, ``batch_size``, ``database``, ``cc``). ``format="verilog"`` also writes
+    each model's bespoke circuit ``trial_N.v`` with a self-checking testbench ``trial_N_tb.v`` and its vectors
+    (the whole test split), and simulates it when Icarus Verilog is installed: every class must equal the
+    ONNX file's (:mod:`hwnas.engine.circuits`)."""
     from hwnas.validation import check_choice
 
-    check_choice(format, "--format", ("onnx", "tvm"))
+    check_choice(format, "--format", ("onnx", "tvm", "verilog"))
     st, folder = open_existing_study(out, storage=storage, study=study, artifacts=artifacts)
     from hwnas.engine.outputs import write_outputs
     from hwnas.engine.records import study_entry
 
-    rows = write_outputs(st, Path(out), folder)
+    from hwnas.engine.circuits import test_split
+
+    rows = write_outputs(st, Path(out), folder, circuits=lambda: test_split(st), require_circuits=format == "verilog")
     if format == "tvm":
         from hwnas.lowering.tvm_export import export_tvm, study_target
 

@@ -32,6 +32,14 @@ def _print_pareto(rows: list[dict[str, Any]], out: str) -> None:
         )
         scores = " ".join(f"{k}={v:.4f}" for k, v in r.items() if k.startswith(("val_", "test_")))
         print(f"  trial {r['trial']:>4}  {scores}  {costs}")
+        circuit = r.get("circuit") or {}
+        if circuit.get("simulated"):
+            print(f"              circuit {out}/models/{circuit['files'][0]}: bit-exact on {circuit['samples']} test "
+                  f"samples ({circuit['simulator']}), circuit accuracy {circuit['circuit_accuracy']:.4f}")
+        elif "error" in circuit:
+            print(f"              no circuit: {circuit['error']}")
+        elif circuit:
+            print(f"              circuit {out}/models/{circuit['files'][0]} ({circuit['note']})")
 
 
 def _add_search_options(parser: argparse.ArgumentParser) -> None:
@@ -302,8 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--storage")
     e.add_argument("--study")
     e.add_argument("--artifacts", help="folder of the study's stored ONNX files (default: as recorded)")
-    e.add_argument("--format", choices=["onnx", "tvm"], default="onnx",
-                   help="tvm: also compile each model with Apache TVM into a .so plus a loader example")
+    e.add_argument("--format", choices=["onnx", "tvm", "verilog"], default="onnx",
+                   help="tvm: also compile each model with Apache TVM into a .so plus a loader example; verilog: "
+                   "also write each fixed-point model's bespoke circuit trial_N.v, a self-checking testbench and "
+                   "its test vectors, simulated (iverilog) against the ONNX file on the whole test split")
     e.add_argument("--target", help='TVM target as a JSON dict (default: the study\'s cpu-tvm target, else {"kind": "llvm"}), e.g. '
                    '\'{"kind":"llvm","mtriple":"aarch64-linux-gnu","num-cores":4}\'')
     e.add_argument("--batch-size", type=int, default=1, help="static batch size of the TVM library (default 1)")

@@ -41,6 +41,10 @@ class ConfigError(HwnasError):
     """Search options (sampler, objectives, constraints, storage) are invalid."""
 
 
+class CircuitError(HwnasError):
+    """A model has no exact circuit (Verilog) form, or a circuit tool (simulator, synthesis) failed on it."""
+
+
 class CandidateError(Exception):
     """One candidate failed (diverged, failed to export or to profile); its trial is recorded as failed.
 

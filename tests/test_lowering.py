@@ -67,15 +67,15 @@ def test_fixed_point_weights_and_inputs_are_on_their_grid(tmp_path):
     model = build({"depth": 1, "width": 6}, fixed_point=FixedPoint(weight_bits=4, input_bits=3))
     model.bake()
     path = export_onnx(model, 12, tmp_path / "f.onnx")
-    assert model.fixed_point() == {"weight_bits": [4, 4], "input_bits": 3}
+    assert model.fixed_point() == {"weight_bits": [4, 4], "input_bits": 3, "integer": True}
     assert "Round" in ops(path) and "ReduceMax" not in ops(path)  # no fake-quant arithmetic left in the graph
-    for layer in model.quant_layers():
-        w = layer.weight.detach().numpy()
-        q = w / (np.abs(w).max() / 7)
-        assert np.allclose(q, np.round(q), atol=1e-4) and np.abs(q).max() <= 7 + 1e-4
-    first = model.pre(torch.as_tensor(X)).numpy() * 7  # 3-bit codes
-    assert np.allclose(first, np.round(first)) and first.min() >= 0 and first.max() <= 7
-    assert np.abs(predict_scores(path, X) - torch_scores(model)).max() <= 1e-4
+    for layer in model.quant_layers():  # the exact integer form: signed 4-bit integers, integer biases
+        w, b = layer.weight.detach().numpy(), layer.bias.detach().numpy()
+        assert w.dtype == np.float64 and np.array_equal(w, np.round(w)) and np.abs(w).max() == 7
+        assert np.array_equal(b, np.round(b))
+    first = model.pre(torch.as_tensor(X)).numpy()  # 3-bit codes
+    assert np.array_equal(first, np.round(first)) and first.min() >= 0 and first.max() <= 7
+    assert np.array_equal(predict_scores(path, X), torch_scores(model))  # float64 integers: exact
 
 
 def test_weight_bits_from_config_override_profile():

@@ -6,7 +6,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
@@ -67,12 +67,22 @@ def _csv_row(row: dict[str, Any], metric: str) -> dict[str, Any]:
             else:
                 out[f"{key}.model"] = d.get("model")
                 out[f"{key}.validation_error"] = _flat(d.get("validation_error"))
+    circuit = row.get("circuit") or {}
+    if circuit:
+        out["circuit.bit_exact"] = circuit.get("bit_exact")
+        out["circuit.accuracy"] = circuit.get("circuit_accuracy")
     out["file"] = row.get("file")
     return out
 
 
-def write_outputs(study: optuna.Study, out: Path, artifacts: Path | None = None) -> list[dict[str, Any]]:
-    """Write ``pareto.json``, ``pareto.csv`` and ``models/trial_NNNNN.onnx`` into ``out``; return the rows."""
+def write_outputs(study: optuna.Study, out: Path, artifacts: Path | None = None, *,
+                  circuits: Callable[[], tuple[Any, Any]] | None = None, require_circuits: bool = False
+                  ) -> list[dict[str, Any]]:
+    """Write ``pareto.json``, ``pareto.csv`` and ``models/trial_NNNNN.onnx`` into ``out``; return the rows.
+
+    ``circuits`` (gives the test split's features and labels): also write and simulate the Verilog of every
+    model that has an exact fixed-point circuit (:mod:`hwnas.engine.circuits`), recorded as ``row["circuit"]``;
+    ``require_circuits``: every model must have one."""
     out.mkdir(parents=True, exist_ok=True)
     store = Artifacts(artifacts or artifact_dir(study) or out / "artifacts")
     rows = pareto_rows(study)
@@ -83,6 +93,10 @@ def write_outputs(study: optuna.Study, out: Path, artifacts: Path | None = None)
     for row in rows:
         row["file"] = str(Path("models") / f"trial_{row['trial']:05d}.onnx")
         _export_model(study, row, out / row["file"], store)
+    if circuits is not None:
+        from hwnas.engine.circuits import add_circuits
+
+        add_circuits(rows, out, circuits, required=require_circuits)
     summary = {
         "hwnas_version": __version__,
         "study": study.study_name,

@@ -75,7 +75,9 @@ def verify(path: Path, weights: Sequence[WeightPrecision]) -> None:
                 raise CandidateError(f"{name}: stated int4, but no MatMulNBits reads it")
             continue  # packed 4-bit blocks: zeros are not stored as zeros
         stored = inits.get(f"{name}_quantized" if mode == "int8" else name)
-        if stored is None or stored.data_type != expected_type.get(mode, onnx.TensorProto.FLOAT):
+        # fp32-stored modes: float, or float64 for a fixed-point model in its exact integer form
+        allowed = (expected_type[mode],) if mode in expected_type else (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
+        if stored is None or stored.data_type not in allowed:
             raise CandidateError(f"{name}: stated {mode}, but the graph stores it otherwise")
         values = numpy_helper.to_array(stored)
         zeros = float((values == 0).mean())

@@ -16,6 +16,7 @@ from torch import nn
 
 from hwnas.models.deploy import DeployableModule
 from hwnas.models.ffn import ModeQuant, make_ffn
+from hwnas.models.fixed import integer_form_refusal, to_integer
 from hwnas.models.layers import ACTIVATIONS, per_layer
 from hwnas.models.preprocess import FixedPointInput, InputStats, Standardize
 from hwnas.models.sparsity import SparsitySpec, sparsity_spec
@@ -51,6 +52,18 @@ class MLP(DeployableModule):
         """The layers each ``sparsity`` target applies to: one group per hidden layer."""
         return [[layer] for layer in self.layers]
 
+    def integer_form_refusal(self) -> str | None:
+        """Why this model has no exact integer (circuit) form, or None when it has one."""
+        return integer_form_refusal(self.pre, self.quant_layers(), list(self.acts))
+
+    def bake(self) -> None:
+        """Bake the weights; a fixed-point MLP with an exact integer form is then rewritten into it, so that its
+        ONNX file computes exactly what the bespoke circuit computes (:mod:`hwnas.models.fixed`)."""
+        integer = not self.baked_integer and self.integer_form_refusal() is None
+        super().bake()
+        if integer:
+            to_integer(self.pre, self.quant_layers())  # type: ignore[arg-type]
+
     def fixed_point(self) -> dict[str, Any] | None:
         """``{"weight_bits": [...per linear operator in graph order], "input_bits": b}`` or None (float)."""
         bits = []
@@ -60,7 +73,12 @@ class MLP(DeployableModule):
         input_bits = self.pre.bits if isinstance(self.pre, FixedPointInput) else None
         if all(b is None for b in bits) and input_bits is None:
             return None
-        return {"weight_bits": bits, "input_bits": input_bits}
+        return {"weight_bits": bits, "input_bits": input_bits, "integer": self.baked_integer}
+
+    @property
+    def baked_integer(self) -> bool:
+        """Whether the model is in its exact integer form (outputs are accumulators, see hwnas.models.fixed)."""
+        return bool(getattr(self.pre, "integer", False))
 
 
 def precision(bits: Any, quant: str, default_bits: int | None, where: str) -> int | str | None:

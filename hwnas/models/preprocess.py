@@ -43,7 +43,10 @@ class Standardize(nn.Module):
 
 class FixedPointInput(nn.Module):
     """Min-max scale to [0, 1] (training range, clipped) and round to ``bits``-bit codes, as a printed
-    circuit's sensor interface delivers them: the first layer sees ``code / (2**bits - 1)``."""
+    circuit's sensor interface delivers them: the first layer sees ``code / (2**bits - 1)``, or the codes
+    themselves (float64) once the model is in its exact integer form (:mod:`hwnas.models.fixed`)."""
+
+    integer: bool = False
 
     def __init__(self, stats: InputStats, bits: int) -> None:
         super().__init__()
@@ -54,5 +57,5 @@ class FixedPointInput(nn.Module):
         self.register_buffer("inv_span", _buffer(1.0 / span))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x01 = torch.clamp((x - self.low) * self.inv_span, 0.0, 1.0)
-        return torch.round(x01 * self.levels) / self.levels
+        codes = torch.round(torch.clamp((x - self.low) * self.inv_span, 0.0, 1.0) * self.levels)
+        return codes.double() if self.integer else codes / self.levels
