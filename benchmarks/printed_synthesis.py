@@ -1,0 +1,214 @@
+"""The analytical printed model (``printed-egfet``) against logic synthesis (``printed-egfet-synth``) on trained
+circuits, and its recalibration.
+
+1. **Circuits**: random-sampler searches (``hwnas.search``, profile ``printed-egfet``) over the printed spaces on
+   several bundled UCI sets — ``mlp_printed`` (depth 1-2, per-layer weight bits 2-8, unstructured pruning or
+   none) and ``mlp_tabular`` (dense / low-rank, 1-3 layers) at 4, 6 and 8-bit weights — so every circuit has
+   trained weights; every evaluated trial's exported ONNX file is one circuit.
+2. **Both profiles on every circuit**: the analytical estimate (with its area split into adders, ReLUs and
+   comparators) and the synthesised area / power / delay (Yosys + ABC on ``hw_profiles/egfet.lib``).
+3. **Fit and held-out error**: the circuits are split by dataset into 5 folds; the analytical model's
+   constants (FA-bit area, ReLU and comparator area per bit, power density, stage delay) are scaled by
+   non-negative least squares on 4 folds and scored on the fifth, so every error below is on circuits of
+   datasets the constants were not fitted on. Reported: MAPE, share within 10 %, Spearman rank correlation,
+   for the shipped constants and for the refitted ones; and the constants fitted on all circuits.
+
+Run: ``python benchmarks/printed_synthesis.py [--circuits 200] [--quick]``; JSON to
+``benchmarks/results/printed_synthesis.json`` (``--quick``: ``benchmarks/results/runs/printed_synthesis.quick.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RUNS_DIR, environment, fnum, header, table, write_json  # noqa: E402
+
+NAME = "printed_synthesis"
+#: (space, dataset, profile overrides): printed spaces, several bit-widths, pruned and not.
+COMBOS: list[tuple[str, str, dict[str, Any]]] = [
+    ("mlp_printed", "seeds", {}), ("mlp_printed", "redwine", {}), ("mlp_printed", "cardio", {}),
+    ("mlp_printed", "breast_cancer", {}), ("mlp_printed", "vertebral_3c", {}),
+    ("mlp_tabular", "balance_scale", {"weight_bits": 8}), ("mlp_tabular", "whitewine", {"weight_bits": 6}),
+    ("mlp_tabular", "mammographic_masses", {"weight_bits": 4}), ("mlp_tabular", "iris", {"weight_bits": 8}),
+    ("mlp_tabular", "vertebral_2c", {"weight_bits": 6}),
+]
+PARTS = ("adders", "relu", "comparators")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--circuits", type=int, default=200, help="circuits to synthesise (default 200)")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--jobs", type=int, default=2, help="synthesis runs at once (default 2)")
+    ap.add_argument("--quick", action="store_true", help="20 circuits, into results/runs/")
+    return ap.parse_args(argv)
+
+
+def make_circuits(n: int, epochs: int, folder: Path) -> list[dict[str, Any]]:
+    """Train ``n`` candidates (about equally per combination) and keep each evaluated trial's ONNX file."""
+    from hwnas import search
+    from hwnas.engine.artifacts import Artifacts
+    from hwnas.engine.records import read_record
+
+    out: list[dict[str, Any]] = []
+    per = math.ceil(n / len(COMBOS))
+    for space, dataset, overrides in COMBOS:
+        run = folder / f"{space}-{dataset}"
+        r = search(space, dataset, ["printed-egfet"], trials=per, epochs=epochs, sampler="random", seed=1,
+                   out=run, progress=False,
+                   profile_overrides={"printed-egfet": overrides} if overrides else None)
+        store = Artifacts(r.artifacts)
+        for t in r.study.trials:
+            record = read_record(t)
+            if record is None or not record.trained or record.artifact_id is None:
+                continue
+            dest = folder / "circuits" / f"{space}-{dataset}-{t.number:04d}.onnx"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            store.download(record.artifact_id, dest)
+            out.append({"file": dest, "space": space, "dataset": dataset, "trial": t.number,
+                        "test_accuracy": record.test_score})
+    return out[:n]
+
+
+def cost(row: dict[str, Any]) -> dict[str, Any]:
+    from hwnas import profiles
+
+    path = row["file"]
+    predicted = profiles.get("printed-egfet").profile(path)
+    start = time.perf_counter()
+    synth = profiles.get("printed-egfet-synth").profile(path)
+    seconds = time.perf_counter() - start
+    area = synth["area_cm2"]
+    details = predicted["area_cm2"].details
+    return {
+        **{k: v for k, v in row.items() if k != "file"}, "file": path.name,
+        "predicted": {m: predicted[m].value for m in ("area_cm2", "power_mw", "delay_ms")},
+        "synthesised": {m: synth[m].value for m in ("area_cm2", "power_mw", "delay_ms")},
+        "parts_mm2": {p: float(details["area_mm2"].get(p, 0.0)) for p in PARTS},
+        "delay_parts": delay_parts(details),
+        "counts": details["counts"], "topology": details["topology"], "weight_bits": details["weight_bits"],
+        "cells": area.details.get("cells"), "synthesis_seconds": seconds,
+        "synthesis_cached": bool(area.details.get("cached")),
+    }
+
+
+def delay_parts(details: dict[str, Any]) -> dict[str, float]:
+    """The analytical delay split into what each constant multiplies (adder stages, ReLU layers, comparator
+    levels), recovered from the layer records with the shipped constants, so that a refit can scale each."""
+    from hwnas import profiles
+
+    params = profiles.get("printed-egfet").params
+    stages = relus = 0.0
+    for layer in details["layers"]:
+        relu = layer["activation"] is not None and layer["relus"] > 0
+        relus += relu
+        stages += (layer["delay_ms"] - (params["relu_delay_ms"] if relu else 0.0)) / params["stage_delay_ms"]
+    classes = details["classes"]
+    return {"stages": stages, "relu_layers": relus,
+            "comparator_levels": float(math.ceil(math.log2(classes)) if classes > 1 else 0)}
+
+
+def errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    from scipy.stats import spearmanr
+
+    rel = np.abs(pred - true) / np.abs(true)
+    return {"mape_pct": float(100 * rel.mean()), "median_ape_pct": float(100 * np.median(rel)),
+            "within_10pct": float(100 * (rel <= 0.10).mean()),
+            "spearman": float(spearmanr(pred, true).statistic) if len(true) > 2 else float("nan"),
+            "ratio_median": float(np.median(pred / true)), "n": int(len(true))}
+
+
+def _nnls(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Scale factors minimising the *relative* squared error (every circuit counts alike, not just the big)."""
+    from scipy.optimize import nnls
+
+    w = 1.0 / y
+    coef, _ = nnls(a * w[:, None], y * w)
+    return coef
+
+
+def fit_and_score(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Leave-one-dataset-group-out (5 folds by dataset) scaling of the analytical parts; held-out errors."""
+    area_parts = np.array([[r["parts_mm2"][p] / 100.0 for p in PARTS] for r in rows])  # cm²
+    area = np.array([r["synthesised"]["area_cm2"] for r in rows])
+    power = np.array([r["synthesised"]["power_mw"] for r in rows])
+    delay = np.array([r["synthesised"]["delay_ms"] for r in rows])
+    predicted = {m: np.array([r["predicted"][m] for r in rows]) for m in ("area_cm2", "power_mw", "delay_ms")}
+    datasets = sorted({r["dataset"] for r in rows})
+    fold_of = {d: i % 5 for i, d in enumerate(datasets)}
+    folds = np.array([fold_of[r["dataset"]] for r in rows])
+    held = {m: np.zeros(len(rows)) for m in ("area_cm2", "power_mw", "delay_ms")}
+    # the analytical delay = stage_delay·stages + relu_delay·relu_layers + comparator_delay·levels
+    delay_a = np.array([[r["delay_parts"][k] for k in ("stages", "relu_layers", "comparator_levels")]
+                        for r in rows])
+    for f in range(5):
+        train, test = folds != f, folds == f
+        if not test.any() or not train.any():
+            continue
+        scale = _nnls(area_parts[train], area[train])
+        held["area_cm2"][test] = area_parts[test] @ scale
+        density = float(np.median(power[train] / area[train]))
+        held["power_mw"][test] = held["area_cm2"][test] * density
+        held["delay_ms"][test] = delay_a[test] @ _nnls(delay_a[train], delay[train])
+    truth = {"area_cm2": area, "power_mw": power, "delay_ms": delay}
+    scale = _nnls(area_parts, area)
+    return {
+        "shipped_constants": {m: errors(predicted[m], truth[m]) for m in truth},
+        "refit_held_out": {m: errors(held[m], truth[m]) for m in truth},
+        "fitted_on_all": {
+            "area_scale": dict(zip(PARTS, scale.tolist())),
+            "power_mw_per_cm2": float(np.median(power / area)),
+            "delay_coefficients_ms": dict(zip(("stage", "relu", "comparator_level"),
+                                              _nnls(delay_a, delay).tolist())),
+        },
+        "folds": {d: fold_of[d] for d in datasets},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    n = 20 if args.quick else args.circuits
+    env = environment()
+    print(header(env))
+    folder = RUNS_DIR / (f"{NAME}-quick" if args.quick else NAME)
+    shutil.rmtree(folder, ignore_errors=True)
+    start = time.perf_counter()
+    circuits = make_circuits(n, args.epochs, folder)
+    made = time.perf_counter() - start
+    print(f"{len(circuits)} trained circuits in {made:.0f} s; synthesising ({args.jobs} at once)")
+    start = time.perf_counter()
+    with cf.ThreadPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(cost, circuits))
+    synth_wall = time.perf_counter() - start
+    seconds = [r["synthesis_seconds"] for r in rows if not r["synthesis_cached"]]
+    result = fit_and_score(rows)
+    print(table(["metric", "shipped MAPE %", "Spearman", "refit held-out MAPE %", "within 10 %", "Spearman"],
+                [[m, fnum(result["shipped_constants"][m]["mape_pct"], 3),
+                  fnum(result["shipped_constants"][m]["spearman"], 3),
+                  fnum(result["refit_held_out"][m]["mape_pct"], 3),
+                  fnum(result["refit_held_out"][m]["within_10pct"], 3),
+                  fnum(result["refit_held_out"][m]["spearman"], 3)] for m in ("area_cm2", "power_mw", "delay_ms")]))
+    print(f"fitted on all {len(rows)}: {result['fitted_on_all']}")
+    print(f"synthesis per circuit: median {np.median(seconds):.2f} s (n={len(seconds)}), wall {synth_wall:.0f} s")
+    path = write_json(NAME, {
+        "environment": env, "circuits": len(rows), "epochs": args.epochs, "combos": COMBOS,
+        "seconds": {"training": made, "synthesis_wall": synth_wall,
+                    "synthesis_median_per_circuit": float(np.median(seconds)) if seconds else None},
+        **result, "rows": rows,
+    }, RUNS_DIR / f"{NAME}.quick.json" if args.quick else None)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
