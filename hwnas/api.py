@@ -7,7 +7,7 @@ A thin facade: a :class:`~hwnas.engine.config.SearchConfig` is resolved by the e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -35,6 +35,8 @@ class SearchResult:
     exhausted: bool = False
     #: Why the search found nothing, when every trial it evaluated failed (None otherwise).
     failed: str | None = None
+    #: Per constraint, how many candidates it screened out before training (0 included).
+    screened: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_trials(self) -> int:
@@ -61,7 +63,7 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
     options = strategy_type.parse_options(config.strategy_options)
     setup = resolve(config)  # everything named is loaded and cross-checked before torch or Optuna is imported
     from hwnas.engine.evaluator import dry_build
-    from hwnas.engine.outputs import write_outputs
+    from hwnas.engine.outputs import screened_counts, write_outputs
     from hwnas.engine.session import open_session
     from hwnas.engine.study import evaluated_trials
 
@@ -75,7 +77,7 @@ def search(space: Any = None, dataset: Any = "breast_cancer", profiles: Any = ("
     rows = write_outputs(session.study, session.out, session.artifacts.folder, circuits=_circuit_split(setup))
     stopped = stop.stopped and len(evaluated_trials(session.study)) < config.trials
     return SearchResult(session.study, session.out, rows, session.artifacts.folder, stopped=stopped,
-                        exhausted=not complete, failed=session.failure())
+                        exhausted=not complete, failed=session.failure(), screened=screened_counts(session.study))
 
 
 def _circuit_split(setup: Any) -> Callable[[], tuple[Any, Any]] | None:

@@ -113,6 +113,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     result = search(config=config, stop=args.stop)
     _print_pareto(result.pareto, str(result.out))
+    if result.screened:
+        from hwnas.engine.outputs import format_screened
+
+        print(format_screened(result.screened))
     if args.verify and result.pareto:
         from hwnas.engine.verify import format_report, verify_study
 

@@ -20,7 +20,7 @@ _PUBLIC = {
     "SearchSession": ".session", "open_session": ".session",
     "SearchSetup": ".setup", "resolve": ".setup",
     "evaluated_trials": ".study", "pareto_trials": ".pareto", "hypervolume": ".pareto",
-    "write_outputs": ".outputs", "pareto_rows": ".outputs", "verify_study": ".verify",
+    "write_outputs": ".outputs", "pareto_rows": ".outputs", "screened_counts": ".outputs", "verify_study": ".verify",
 }
 __all__ = sorted(_PUBLIC)
 __getattr__, __dir__ = exports(__name__, _PUBLIC)

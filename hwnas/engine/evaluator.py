@@ -19,15 +19,15 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
-from hwnas.engine.objectives import Constraint, violations
+from hwnas.engine.objectives import Constraint, screening_violations, violations
 from hwnas.errors import CandidateError, ConfigError, ProfileError, SpaceError
 from hwnas.lowering import LoweredModel, lower
 from hwnas.models.deploy import DeployableModule
 from hwnas.models.ffn import model_summary
 from hwnas.precision import FixedPoint
-from hwnas.profiles import Metric, Profile, ProfileResult
+from hwnas.profiles import Bounds, Metric, Profile, ProfileResult
 from hwnas.space import ArchConfig, SearchSpace
 from hwnas.train import TrainSettings, seed_everything
 from hwnas.engine.tasks import Task
@@ -52,8 +52,9 @@ class Timings:
 
 @dataclass(frozen=True)
 class CandidateResult:
-    """What one candidate produced. ``trained`` is False when a cheap constraint screened it out (then there
-    is no lowered file and no quality)."""
+    """What one candidate produced. ``trained`` is False when constraints (``screened_by``) screened it out:
+    then there is no lowered file and no quality, ``costs`` are the untrained candidate's and ``violations``
+    the least the trained one would have (:func:`~hwnas.engine.objectives.screening_violations`)."""
 
     config: ArchConfig
     seed: int
@@ -68,6 +69,8 @@ class CandidateResult:
     #: ``params``, ``macs_per_sample`` of the lowered graph (op_costs at batch 1; MoE experts at their expected
     #: routed rows) and, per MoE layer, dense-equivalent and active MACs per token.
     model: dict[str, Any] | None = None
+    #: The constraints that screened it out before training (each proved broken for any trained weights).
+    screened_by: tuple[str, ...] = ()
 
     @property
     def feasible(self) -> bool:
@@ -188,10 +191,30 @@ class Evaluator:
             costs[p.name] = _checked_costs(p, result)
         return costs
 
+    def bounds(self, path: Path, costs: Mapping[str, ProfileResult]) -> dict[str, dict[str, Bounds]]:
+        """Every profile's :meth:`~hwnas.profiles.Profile.screening_bounds` of the untrained file ``path``
+        (priced ``costs``); a failing profile, or a bound that is not a number >= 0, fails this candidate."""
+        out = {}
+        for p in self.profiles:
+            try:
+                bounds = p.screening_bounds(path, costs[p.name])
+            except ProfileError as exc:
+                raise CandidateError(f"profile {p.name} failed to bound its metrics: {exc}") from exc
+            except Exception as exc:  # a crashing profiler fails this candidate, never the search
+                raise CandidateError(f"profile {p.name} crashed bounding its metrics: {type(exc).__name__}: {exc}"
+                                     ) from exc
+            out[p.name] = _checked_bounds(p, bounds)
+        return out
+
     def screen(self, model: DeployableModule, config: ArchConfig, seed: int, timings: Timings,
                name: str) -> CandidateResult | None:
         """Cheap objectives first: cost the untrained candidate; the result when a constraint screens it out
-        (it is then never trained), None when it may be trained."""
+        (it is then never trained), None when it may be trained.
+
+        The untrained weights are not the trained ones, and some metrics depend on the weight values (a printed
+        circuit's area), so a constraint screens a candidate out only when the profile's
+        :meth:`~hwnas.profiles.Profile.screening_bounds` prove that no trained weights can meet it; a candidate
+        whose violations are unproven is trained and checked on its final costs."""
         if not self.constraints:
             return None
         screen = self.workdir / f"{name}.screen.onnx"
@@ -199,10 +222,12 @@ class Evaluator:
             self.lower(copy.deepcopy(model), config, seed, screen, check_parity=False)  # untrained: costs only
         with timings.phase("profile"):
             costs = self.profile(screen)
+            bounds = self.bounds(screen, costs)
         screen.unlink(missing_ok=True)
-        broken = violations(self.constraints, costs)
-        if any(v > 0 for v in broken.values()):
-            return CandidateResult(config, seed, costs, broken, trained=False)
+        least = screening_violations(self.constraints, bounds)
+        screened_by = tuple(c for c, v in least.items() if v > 0)
+        if screened_by:
+            return CandidateResult(config, seed, costs, least, trained=False, screened_by=screened_by)
         return None
 
     def finish(self, model: DeployableModule, config: ArchConfig, seed: int, timings: Timings, name: str,
@@ -285,6 +310,19 @@ def _checked_costs(profile: Profile, result: Any) -> ProfileResult:
             raise CandidateError(f"profile {profile.name} returned {name} = {metric.value!r}: a cost must be a "
                                  "finite number >= 0")
     return result
+
+
+def _checked_bounds(profile: Profile, bounds: Any) -> dict[str, Bounds]:
+    """``bounds`` when each is a :class:`Bounds` of finite numbers >= 0; CandidateError if not. A metric the
+    profile leaves out proves nothing (``Bounds()``)."""
+    if not isinstance(bounds, Mapping):
+        raise CandidateError(f"profile {profile.name} returned {type(bounds).__name__} as screening bounds, not a "
+                             "mapping")
+    for name, b in bounds.items():
+        if not (isinstance(b, Bounds) and _finite(b.low) and b.low >= 0
+                and (b.high is None or (_finite(b.high) and b.high >= b.low))):
+            raise CandidateError(f"profile {profile.name} returned {name} bounds {b!r}: need finite 0 <= low <= high")
+    return dict(bounds)
 
 
 def _checked_quality(task: Task, value: Any, split: str) -> float:

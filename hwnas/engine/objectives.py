@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from hwnas.errors import ConfigError
-from hwnas.profiles import Profile, ProfileResult
+from hwnas.profiles import Bounds, Profile, ProfileResult
 
 ACCURACY = "accuracy"
 _CONSTRAINT = re.compile(r"^\s*([\w.\-]+)\.(\w+)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
@@ -47,6 +47,12 @@ class Constraint:
             return v if self.op == "<=" or v != 0 else math.ulp(self.bound) or 1e-300
         v = self.bound - value
         return v if self.op == ">=" or v != 0 else math.ulp(self.bound) or 1e-300
+
+    def least_violation(self, bounds: Bounds) -> float | None:
+        """The violation the trained candidate is certain to have at least, by ``bounds`` (its lower bound for
+        ``<=``/``<``, its upper bound for ``>=``/``>``); None when that bound is not provable."""
+        value = bounds.low if self.op in ("<=", "<") else bounds.high
+        return None if value is None else self.violation(value)
 
 
 def _check_metric(profiles: Mapping[str, Profile], profile: str, metric: str, what: str) -> None:
@@ -101,3 +107,15 @@ def parse_constraints(specs: Sequence[str], profiles: Mapping[str, Profile]) -> 
 def violations(constraints: Sequence[Constraint], results: Mapping[str, ProfileResult]) -> dict[str, float]:
     """Constraint name → violation (<= 0 satisfied) for the given profile results."""
     return {c.name: c.violation(results[c.profile][c.metric].value) for c in constraints}
+
+
+def screening_violations(constraints: Sequence[Constraint], bounds: Mapping[str, Mapping[str, Bounds]]
+                         ) -> dict[str, float]:
+    """Constraint name → :meth:`Constraint.least_violation` by the untrained candidate's ``bounds`` (profile →
+    metric → :class:`~hwnas.profiles.Bounds`); > 0: no trained weights can satisfy it, so the candidate need
+    not be trained. 0.0 where nothing is provable (neither satisfied nor violated: the samplers learn nothing)."""
+    out = {}
+    for c in constraints:
+        v = c.least_violation(bounds[c.profile].get(c.metric, Bounds()))
+        out[c.name] = 0.0 if v is None else v
+    return out

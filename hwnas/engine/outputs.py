@@ -14,6 +14,7 @@ from hwnas import __version__
 from hwnas.engine.artifacts import Artifacts
 from hwnas.engine.pareto import pareto_trials
 from hwnas.engine.records import arch_key, artifact_dir, read_arch, read_record, study_entry
+from hwnas.engine.study import evaluated_trials
 from hwnas.errors import ConfigError
 from hwnas.lowering.metadata import graph_digest, set_metadata
 
@@ -43,6 +44,21 @@ def pareto_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "artifact_id": record.artifact_id,
         })
     return rows
+
+
+def screened_counts(study: optuna.Study) -> dict[str, int]:
+    """Per constraint of the search, how many candidates it screened out before training (0 included; one
+    screened out by two constraints counts for both; a re-proposed architecture is not counted again)."""
+    counts = {name: 0 for name in study_entry(study, "hwnas.constraints", [])}
+    for t in evaluated_trials(study):
+        for name in read_record(t).screened_by:  # type: ignore[union-attr]
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def format_screened(counts: dict[str, int]) -> str:
+    """The summary line: ``screened out before training: A<=1: 0, B<=2: 7``."""
+    return "screened out before training: " + ", ".join(f"{name}: {n}" for name, n in counts.items())
 
 
 def quality_metric(study: optuna.Study) -> str:
@@ -107,6 +123,7 @@ def write_outputs(study: optuna.Study, out: Path, artifacts: Path | None = None,
         "space": study_entry(study, "hwnas.space"),
         "profiles": study_entry(study, "hwnas.profiles"),
         "n_trials": len(study.trials),
+        "screened_before_training": screened_counts(study),
         "pareto": rows,
     }
     (out / "pareto.json").write_text(json.dumps(summary, indent=2, sort_keys=False))

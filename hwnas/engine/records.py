@@ -68,6 +68,8 @@ class TrialRecord:
     artifact_id: str | None = None
     #: The trial whose results this one reuses (the same architecture was proposed again).
     reused_from: int | None = None
+    #: The constraints that screened the candidate out before training (names as ``Constraint.name``).
+    screened_by: tuple[str, ...] = ()
     timings: Mapping[str, float] = field(default_factory=dict)
 
     @property
@@ -92,6 +94,7 @@ class TrialRecord:
                 f"val_{m}": self.val_score, f"test_{m}": self.test_score, f"torch_val_{m}": self.torch_val_score,
                 "onnx_max_abs_diff": self.onnx_max_abs_diff, "graph_sha256": self.graph_sha256,
                 "epochs_run": self.epochs_run, "model": dict(self.model) if self.model is not None else None,
+                "screened_by": list(self.screened_by),
             })
         if self.artifact_id is not None:
             out["artifact_id"] = self.artifact_id
@@ -104,12 +107,17 @@ class TrialRecord:
     def from_attrs(cls, data: Mapping[str, Any]) -> "TrialRecord":
         status = Status(data["status"])
         metric = next((k[4:] for k in data if k.startswith("val_")), "accuracy")
+        violations = dict(data.get("violations") or {})
+        screened_by = data.get("screened_by")
+        if screened_by is None:  # written before screening was recorded: every violation of an untrained one
+            untrained = status == Status.INFEASIBLE and not data.get("trained", False)
+            screened_by = [name for name, v in violations.items() if v > 0] if untrained else []
         return cls(
             status=status, metric=metric, reason=data.get("fail_reason", data.get("reason")),
             trained=bool(data.get("trained", False)), seed=data.get("seed"),
             costs={name: ProfileResult.from_dict({"profile": name, "metrics": ms})
                    for name, ms in (data.get("metrics") or {}).items()},
-            violations=dict(data.get("violations") or {}),
+            violations=violations, screened_by=tuple(screened_by),
             val_score=data.get(f"val_{metric}"), test_score=data.get(f"test_{metric}"),
             torch_val_score=data.get(f"torch_val_{metric}"), onnx_max_abs_diff=data.get("onnx_max_abs_diff"),
             graph_sha256=data.get("graph_sha256"), epochs_run=data.get("epochs_run"), model=data.get("model"),

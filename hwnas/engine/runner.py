@@ -96,15 +96,15 @@ class TrialRunner:
             artifact_id = self.artifacts.upload(trial, r.lowered.path)
         reason = None
         if not r.trained:
-            reason = (f"screened out before training by a hardware constraint; {task.metric} objective set to "
-                      f"{task.untrained_value}")
+            reason = (f"screened out before training: no trained weights can meet {', '.join(r.screened_by)}; "
+                      f"{task.metric} objective set to {task.untrained_value}")
         record = TrialRecord(
             Status.OK if r.trained and r.feasible else Status.INFEASIBLE, task.metric, reason=reason,
             trained=r.trained, seed=r.seed, costs=r.costs, violations=r.violations, val_score=r.val_score,
             test_score=r.test_score, torch_val_score=r.torch_val_score,
             onnx_max_abs_diff=r.lowered.max_abs_diff if r.lowered else None,
             graph_sha256=r.lowered.graph_sha256 if r.lowered else None, epochs_run=r.epochs_run, model=r.model,
-            artifact_id=artifact_id,
+            artifact_id=artifact_id, screened_by=r.screened_by,
         )
         values = [quality_value(r, task), *(r.costs[o.profile][o.metric].value for o in self.objectives)]
         return values, record

@@ -1,6 +1,6 @@
 """Hardware profiles: one interface (:class:`Profile`), one registry, YAML definitions in ``hw_profiles/``."""
 
-from hwnas.profiles.base import Metric, Profile, ProfileResult
+from hwnas.profiles.base import Bounds, Metric, Profile, ProfileResult
 from hwnas.profiles.registry import (
     ENTRY_POINT_GROUP,
     Definition,
@@ -16,6 +16,7 @@ from hwnas.profiles.registry import (
 )
 
 __all__ = [
+    "Bounds",
     "ENTRY_POINT_GROUP",
     "Definition",
     "add",

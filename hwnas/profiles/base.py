@@ -8,6 +8,9 @@ A profile turns one lowered ONNX file into costs. Lifecycle, as the search uses 
 3. :meth:`Profile.profile` is called with the exported ONNX file (the exact file that is exported) and
    returns a :class:`ProfileResult`: one :class:`Metric` per reported quantity, each with provenance
    (``measured`` with repeats and spread, or ``predicted`` with the model and its validation error).
+   Before a candidate is trained it is also called on the untrained candidate's file, and
+   :meth:`Profile.screening_bounds` says what that proves about the trained one (a constraint screens the
+   candidate out only on a proof; metrics in :attr:`Profile.weight_dependent` prove nothing by default).
 
 A new kind is "subclass :class:`Profile`, set ``kind``, ``metrics``, ``primary_metric`` and
 ``provenance``, implement :meth:`profile`, decorate with :func:`hwnas.profiles.register_kind`".
@@ -107,6 +110,17 @@ class ProfileResult:
         return cls(data["profile"], {k: Metric.from_dict(m) for k, m in data["metrics"].items()})
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """What one metric of a candidate is certain to be once trained, whatever weights training finds (of the
+    candidate's precision and sparsity): never below ``low``, never above ``high`` (None: nothing provable).
+    A constraint ``metric<=x`` screens a candidate out before training only when ``low > x``, ``metric>=x``
+    only when ``high < x``. The default ``low`` 0 holds for every cost (costs are >= 0)."""
+
+    low: float = 0.0
+    high: float | None = None
+
+
 class Profile(abc.ABC):
     """Base class of every hardware profile (see the module docstring for the lifecycle)."""
 
@@ -127,6 +141,10 @@ class Profile(abc.ABC):
     #: ``hwnas profiles measure``); ``prefer_measured: true`` makes a search use that measurement instead
     #: of this profile's prediction whenever the hardware is present.
     common: ClassVar[dict[str, Any]] = {"measure_with": None, "prefer_measured": False}
+    #: Metrics whose value depends on the trained weight values, not only on the graph's structure, precision
+    #: and sparsity (a bespoke circuit: zero weights are free, each constant's digits set its multiplier).
+    #: The untrained candidate's value of such a metric proves nothing about the trained one.
+    weight_dependent: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -236,6 +254,17 @@ class Profile(abc.ABC):
     @abc.abstractmethod
     def profile(self, onnx_path: Path) -> ProfileResult:
         """Cost one ONNX file. Raises :class:`~hwnas.errors.ProfileError` when it cannot."""
+
+    def screening_bounds(self, onnx_path: Path, untrained: ProfileResult) -> dict[str, Bounds]:
+        """Per metric, what the trained candidate's value is certain to be, given ``untrained``: this profile's
+        costs of ``onnx_path``, the same architecture lowered with its initial weights. By default a metric
+        not in :attr:`weight_dependent` is exact (latency and the like price the graph, not the weight values:
+        low = high = its untrained value) and a weight-dependent one only ``0 <= value``, so it never screens
+        a candidate out. A kind that can prove a tighter bound for any weights overrides this."""
+        out = {}
+        for name, metric in untrained.metrics.items():
+            out[name] = Bounds() if name in self.weight_dependent else Bounds(metric.value, metric.value)
+        return out
 
     def describe(self) -> dict[str, Any]:
         """The full definition, as ``hwnas profiles show`` prints it."""

@@ -28,6 +28,7 @@ wiring (it adds no circuit) and lists it in ``details["approximated_ops"]``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
@@ -40,7 +41,7 @@ import onnx
 from hwnas.errors import ProfileError
 from hwnas.graph import ACTIVATION_OPS, LAYOUT_OPS, Graph, LinearLayer, io_sizes, linear_layers, reading
 from hwnas.precision import FixedPoint
-from hwnas.profiles.base import Metric, Profile, ProfileResult, Range
+from hwnas.profiles.base import Bounds, Metric, Profile, ProfileResult, Range
 from hwnas.profiles.registry import register_kind
 from hwnas.validation import check_int
 
@@ -165,6 +166,16 @@ def quantize_weights(w: np.ndarray, bits: int) -> np.ndarray:
     if peak == 0.0:
         return np.zeros(np.shape(w), dtype=np.int64)
     return np.clip(np.round(np.asarray(w, dtype=np.float64) / (peak / qmax)), -qmax, qmax).astype(np.int64)
+
+
+def densest_weight(bits: int) -> int:
+    """The integer of the signed ``bits``-bit grid (``|q| <= 2**(bits-1) - 1``) with the most non-zero CSD
+    digits, the costliest constant multiplier of that precision: ``(2**b + 1) // 3`` (``0b1010…1011``) for
+    ``b`` the odd one of ``bits`` and ``bits - 1``. It has ``ceil(bits / 2)`` digits, the most any integer
+    below ``2**(bits-1)`` has: its CSD form is at most ``bits`` digits long with no two adjacent non-zero."""
+    check_int(bits, "weight_bits", low=2, error=ValueError)
+    odd = bits if bits % 2 else bits - 1
+    return (2 ** odd + 1) // 3
 
 
 def _tree(n_ops: int, p: int) -> tuple[int, int]:
@@ -330,6 +341,8 @@ class PrintedProfile(Profile):
 
     kind = "printed"
     metrics = {"area_cm2": "cm2", "power_mw": "mW", "delay_ms": "ms"}
+    #: Zero weights are free and each constant's CSD digits set its multiplier: every metric.
+    weight_dependent = frozenset(metrics)
     primary_metric = "area_cm2"
     provenance = "predicted"
     defaults: dict[str, Any] = {
@@ -351,7 +364,9 @@ class PrintedProfile(Profile):
     def tech(self) -> EgfetTech:
         return EgfetTech(**{f.name: float(self.params[f.name]) for f in fields(EgfetTech)})
 
-    def profile(self, onnx_path: Path) -> ProfileResult:
+    def _circuit(self, onnx_path: Path) -> tuple[Graph, list[LinearLayer], list[int], int, bool, list[str]]:
+        """The graph, its linear layers, their weight bit-widths, the input bits, whether the bits came from the
+        file's metadata, and the operators priced as free wiring."""
         with reading(onnx_path):
             graph = Graph(onnx_path)
             layers = linear_layers(graph)  # first: it refuses what no setting can price (Conv, constant-less MatMul)
@@ -362,12 +377,41 @@ class PrintedProfile(Profile):
                 raise ProfileError("no linear layer (Gemm/MatMul with a constant weight) to cost")
             bits, input_bits, from_meta = _metadata_bits(
                 graph.model, len(layers), int(self.params["weight_bits"]), int(self.params["input_bits"]))
-            act_bits = self.params["act_bits"]
+        return graph, layers, bits, input_bits, from_meta, approximated
+
+    def _estimate(self, onnx_path: Path, layers: Sequence[LinearLayer], bits: list[int], input_bits: int,
+                  quantized: bool = False) -> CircuitCost:
+        act_bits = self.params["act_bits"]
+        with reading(onnx_path):
             try:
-                cost = estimate_circuit(layers, bits, input_bits, tech=self.tech(),
+                return estimate_circuit(layers, bits, input_bits, tech=self.tech(), quantized=quantized,
                                         act_bits=int(act_bits) if act_bits is not None else None)
             except ValueError as exc:
                 raise ProfileError(str(exc)) from None
+
+    def screening_bounds(self, onnx_path: Path, untrained: ProfileResult) -> dict[str, Bounds]:
+        """Every metric depends on the weight values, so the untrained circuit proves little.
+
+        Lower bounds are 0: training may make every weight zero (zero is on every fixed-point grid, and
+        sparsity only forces zeros), and then every neuron is a constant folded away — no multiplier, adder,
+        ReLU or comparator remains, so area, power and delay are 0. No positive bound holds for all weights.
+
+        Upper bounds: the circuit of the same layers and bit-widths with every weight non-zero with the most
+        CSD digits its grid holds (:func:`densest_weight`) and every bias non-zero. Every part of the model
+        grows with the number of wired weights, their digits and the operand widths, so no trained circuit
+        exceeds it."""
+        _, layers, bits, input_bits, _, _ = self._circuit(onnx_path)
+        densest = [dataclasses.replace(layer, weight=np.full(layer.weight.shape, densest_weight(b), np.int64),
+                                       bias=np.ones(layer.fan_out))
+                   for layer, b in zip(layers, bits)]
+        top = self._estimate(onnx_path, densest, bits, input_bits, quantized=True)
+        high = {"area_cm2": top.area_cm2, "power_mw": top.power_mw, "delay_ms": top.delay_ms}
+        return {name: Bounds(0.0, float(high[name])) for name in self.metrics}
+
+    def profile(self, onnx_path: Path) -> ProfileResult:
+        graph, layers, bits, input_bits, from_meta, approximated = self._circuit(onnx_path)
+        act_bits = self.params["act_bits"]
+        cost = self._estimate(onnx_path, layers, bits, input_bits)
         features, classes = io_sizes(graph)
         details = {
             "model": MODEL_NAME,
