@@ -129,3 +129,19 @@ def test_gelu_fixed_point_model_is_refused_in_one_line(tmp_path):
     assert "circuit" not in r.pareto[0]  # no exact form: the file stays float, the search still finishes
     with pytest.raises(CircuitError, match="not a fixed-point MLP in exact integer form"):
         integer_network(r.out / r.pareto[0]["file"])
+
+
+def test_a_model_whose_accumulators_could_pass_2_to_the_52_stays_float(tmp_path):
+    from hwnas.models import build_model
+    from hwnas.models.preprocess import InputStats
+    from hwnas.precision import FixedPoint
+    from hwnas.space import ArchConfig
+
+    x = np.random.default_rng(0).standard_normal((32, 7)).astype(np.float32)
+    deep = {"depth": 3, "width": [5, 17, 8], "ffn": ["lowrank"] * 3, "rank": [4, 4, 4]}  # 7 chained 8-bit MatMuls
+    shallow = {"depth": 1, "width": [5]}
+    for values, integer in ((deep, False), (shallow, True)):
+        model = build_model(ArchConfig("mlp", values), n_features=7, n_classes=3, stats=InputStats.of(x),
+                            fixed_point=FixedPoint(8, 4))
+        model.bake()
+        assert model.fixed_point()["integer"] is integer

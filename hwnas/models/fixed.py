@@ -39,18 +39,35 @@ def integer_form_refusal(pre: nn.Module, layers: list[ModeQuant], acts: list[nn.
     return None
 
 
+#: Every value of the integer form must stay exact in float64 (and in the circuit's int64 reference).
+MAX_MAGNITUDE = 2.0**52
+
+
 @torch.no_grad()
-def to_integer(pre: FixedPointInput, layers: list[ModeQuant]) -> None:
+def to_integer(pre: FixedPointInput, layers: list[ModeQuant]) -> bool:
     """Rewrite baked ``layers`` (in forward order, the output layer last) and ``pre`` into the integer form
-    (see the module docstring). Call once, after :meth:`~hwnas.models.deploy.DeployableModule.bake`."""
+    (see the module docstring); call once, after :meth:`~hwnas.models.deploy.DeployableModule.bake`. Returns
+    False, changing nothing, when some accumulator could reach 2**52 (deep low-rank chains of 8-bit
+    weights do: such a model stays float and has no exact circuit)."""
     step = 1.0 / pre.levels  # the value of one input code
+    bound = float(pre.levels)  # the largest |value| entering the next weight
+    updates: list[tuple[torch.Tensor, torch.Tensor]] = []
     for layer in layers:
         qmax = 2 ** (int(layer.bits) - 1) - 1  # type: ignore[arg-type]
         for w in layer.weights():
             wide = w.detach().double()
             top = float(wide.abs().max())
             scale = top / qmax if top > 0 else 1.0  # an all-zero tensor: any scale, its products are 0
-            w.data = torch.round(wide / scale)
+            q = torch.round(wide / scale)
+            updates.append((w, q))
             step *= scale
-        layer.bias.data = torch.round(layer.bias.detach().double() / step)
+            bound *= float(q.abs().reshape(-1, q.shape[-1]).sum(0).max()) if q.numel() else 0.0
+        bias = torch.round(layer.bias.detach().double() / step)
+        updates.append((layer.bias, bias))
+        bound += float(bias.abs().max()) if bias.numel() else 0.0
+        if not bound < MAX_MAGNITUDE:
+            return False
+    for param, value in updates:
+        param.data = value
     pre.integer = True
+    return True
