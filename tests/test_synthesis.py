@@ -153,3 +153,10 @@ def test_longest_path_over_a_mapped_netlist():
     netlist["modules"]["top"]["cells"]["u"] = {"type": "$_AND_", "connections": {"A": [2], "B": [2], "Y": [7]}}
     with pytest.raises(ProfileError, match=r"not in the library: \$_AND_"):
         synth._netlist_figures(netlist, "top", lib)
+
+
+def test_without_yosys_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setattr(synth.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    with pytest.raises(ProfileError, match=r"'synthesis' extra \(pip install -e \.\[synthesis\]\)"):
+        synth.synthesise(MAC, "top", LIB)
