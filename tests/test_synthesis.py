@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,4 +160,11 @@ def test_without_yosys_the_error_names_the_extra(monkeypatch):
     monkeypatch.setattr(synth.util, "find_spec", lambda name: None)
     monkeypatch.setattr(synth.shutil, "which", lambda name: None)
     with pytest.raises(ProfileError, match=r"'synthesis' extra \(pip install -e \.\[synthesis\]\)"):
+        synth.synthesise(MAC, "top", LIB)
+
+
+def test_a_crashing_yosys_is_one_line_error(monkeypatch):
+    crash = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
+    monkeypatch.setattr(synth, "backend", lambda: ("fake", crash))
+    with pytest.raises(ProfileError, match=r"^synthesis of 'top' failed: Yosys crashed \(signal 11\)$"):
         synth.synthesise(MAC, "top", LIB)
