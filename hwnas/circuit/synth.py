@@ -131,9 +131,10 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def cache_key(verilog: str, top: str, library_digest: str) -> str:
-    """The digest a synthesis result is cached under: what it was made from, and how."""
-    parts = (hashlib.sha256(verilog.encode()).hexdigest(), top, library_digest, SCRIPT_DIGEST)
+def cache_key(verilog: str, top: str, library_digest: str, tool: str = "") -> str:
+    """The digest a synthesis result is cached under: what it was made from, and how (``tool``: the Yosys that
+    made it, :func:`backend`'s version; another Yosys maps differently)."""
+    parts = (hashlib.sha256(verilog.encode()).hexdigest(), top, library_digest, SCRIPT_DIGEST, tool)
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -306,7 +307,7 @@ def synthesise(verilog: str, top: str, library: Path, *, timeout_s: float = DEFA
     except OSError as exc:
         raise ProfileError(f"cannot read Liberty library {library}: {exc.strerror or exc}") from None
     lib_digest = hashlib.sha256(lib_bytes).hexdigest()
-    key = cache_key(verilog, top, lib_digest)
+    key = cache_key(verilog, top, lib_digest, backend()[0])
     if key in _MEMORY:
         return _MEMORY[key]
     cached = _read_cached(cache_dir, key)
