@@ -7,7 +7,8 @@ A profile turns one lowered ONNX file into costs. Lifecycle, as the search uses 
    candidates are trained and evaluated with those bit-widths (the accuracy is the deployed one).
 3. :meth:`Profile.profile` is called with the exported ONNX file (the exact file that is exported) and
    returns a :class:`ProfileResult`: one :class:`Metric` per reported quantity, each with provenance
-   (``measured`` with repeats and spread, or ``predicted`` with the model and its validation error).
+   (``measured`` with repeats and spread, ``predicted`` with the model and its validation error, or
+   ``synthesised`` with the synthesis tool, its version and the digests of what it was given).
    Before a candidate is trained it is also called on the untrained candidate's file, and
    :meth:`Profile.screening_bounds` says what that proves about the trained one (a constraint screens the
    candidate out only on a proof; metrics in :attr:`Profile.weight_dependent` prove nothing by default).
@@ -31,7 +32,10 @@ from hwnas.errors import ProfileError
 from hwnas.precision import FixedPoint
 from hwnas.validation import check_choice, check_float, check_int, shown
 
-Provenance = Literal["measured", "predicted"]
+#: Where a number comes from: ``measured`` (it ran on the hardware), ``predicted`` (a model estimated it),
+#: ``synthesised`` (a logic-synthesis tool mapped the circuit onto a cell library and summed its figures:
+#: deterministic, no repeats, as good as the library; :mod:`hwnas.circuit.synth`).
+Provenance = Literal["measured", "predicted", "synthesised"]
 #: Values of ``unknown_ops``, the parameter of kinds that price a graph operator by operator (they declare it
 #: in their ``defaults``): ``refuse`` (default) makes an operator they have no rule for a ProfileError naming
 #: it; ``approximate`` prices it anyway and lists it in every metric's ``details["approximated_ops"]``.
@@ -75,7 +79,9 @@ class Metric:
     """One hardware number with its provenance.
 
     ``details`` holds, for ``measured``: ``repeats``, ``iqr``, ``cv`` (and what was run where);
-    for ``predicted``: ``model`` (what predicted it) and ``validation_error`` (how good that model is).
+    for ``predicted``: ``model`` (what predicted it) and ``validation_error`` (how good that model is);
+    for ``synthesised``: ``tool``, ``tool_version``, ``library_digest``, ``script_digest`` (what made it) and
+    ``validation_error`` (how the flow compares with published designs).
     """
 
     name: str
