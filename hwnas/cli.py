@@ -18,7 +18,7 @@ from hwnas.files import parse_yaml
 
 
 def _format_metric(m: dict[str, Any]) -> str:
-    tag = "measured" if m["provenance"] == "measured" else "predicted"
+    tag = m["provenance"]  # measured / predicted / synthesised
     if m.get("details", {}).get("label"):  # e.g. TVM: tuned / partially tuned / untuned
         tag += f", {m['details']['label']}"
     return f"{m['value']:.4g} {m['unit']} ({tag})"
@@ -233,7 +233,7 @@ def _profile_run(args: argparse.Namespace) -> int:
     check_file(model)  # before any profile reads (or hashes) it: a FIFO would block
     profile = profiles.get(args.name, _overrides(args.set, "--set"))
     if args.action == "predict":
-        if profile.provenance != "predicted":
+        if profile.provenance == "measured":
             raise HwnasError(f"profile {profile.name!r} measures; use `hwnas profiles measure {profile.name} MODEL`")
         runner = profile
     else:

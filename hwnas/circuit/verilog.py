@@ -51,12 +51,22 @@ def circuit_verilog(net: IntegerNetwork, module: str = MODULE) -> str:
     for i in range(net.n_inputs):
         lines.append(f"  wire signed [{b}:0] x0_{i} = {{1'b0, inp[{b * i + b - 1}:{b * i}]}};")
         names.append(f"x0_{i}")
+    in_lo, in_hi = np.zeros(net.n_inputs, dtype=np.int64), np.full(net.n_inputs, 2**b - 1, dtype=np.int64)
     for li, (layer, (lo, hi)) in enumerate(zip(net.layers, net.ranges())):
         outs = []
         for k in range(layer.fan_out):
             width = _signed_width(int(lo[k]), int(hi[k]))
-            terms = [f"$signed({names[i]}) * {_const(int(w))}"
-                     for i, w in enumerate(layer.weight[:, k]) if w != 0]
+            terms = []
+            for i, w in enumerate(layer.weight[:, k]):
+                if w == 0:
+                    continue
+                # each product on a wire of its own exact width: a sum wider than its terms would otherwise
+                # make every multiplication as wide as the accumulator
+                ends = (int(w) * int(in_lo[i]), int(w) * int(in_hi[i]))
+                product = f"p{li + 1}_{k}_{i}"
+                lines.append(f"  wire signed [{_signed_width(min(ends), max(ends)) - 1}:0] {product} = "
+                             f"$signed({names[i]}) * {_const(int(w))};")
+                terms.append(product)
             bias = int(layer.bias[k])
             if bias or not terms:
                 terms.insert(0, _const(bias))
@@ -69,6 +79,7 @@ def circuit_verilog(net: IntegerNetwork, module: str = MODULE) -> str:
             else:
                 outs.append(acc)
         names = outs
+        in_lo, in_hi = (np.maximum(lo, 0), np.maximum(hi, 0)) if layer.relu else (lo, hi)
     lines += _argmax(names, net.n_classes, _signed_width(*_score_span(net)))
     lines.append("endmodule")
     return "\n".join(lines) + "\n"

@@ -80,6 +80,9 @@ def _csv_row(row: dict[str, Any], metric: str) -> dict[str, Any]:
                 out[f"{key}.repeats"] = d.get("repeats")
                 out[f"{key}.iqr"] = d.get("iqr_ms", d.get("spread_ms"))  # a command profile reports its spread
                 out[f"{key}.cv"] = d.get("cv")
+            elif m["provenance"] == "synthesised":
+                out[f"{key}.tool"] = f"{d.get('tool')} {d.get('tool_version')}"
+                out[f"{key}.library_digest"] = d.get("library_digest")
             else:
                 out[f"{key}.model"] = d.get("model")
                 out[f"{key}.validation_error"] = _flat(d.get("validation_error"))

@@ -30,7 +30,8 @@ class Progress:
         self.bar.write(f"objectives: {metric} ({direction[:3]}, validation split of the exported model)")
         for o in objectives:
             p = by_name[o.profile]
-            origin = "measured here" if p.provenance == "measured" else f"predicted ({p.kind} model)"
+            origin = {"measured": "measured here", "synthesised": "synthesised here (Yosys + ABC)"}.get(
+                p.provenance, f"predicted ({p.kind} model)")
             self.bar.write(f"            {o.name} (min, {origin})")
             warning = host_mismatch(str(p.params.get("calibrated_on") or ""))
             if warning:

@@ -64,7 +64,8 @@ def _verify_profile(profile: Any, rows: list[dict[str, Any]], files: dict[int, P
                 "recorded_provenance": recorded["provenance"], "measured": m.value,
                 "error_pct": 100.0 * (recorded["value"] - m.value) / m.value,
             })
-    out: dict[str, Any] = {"status": "verified", "measured_with": meter.describe(), "points": points}
+    out: dict[str, Any] = {"status": "verified", "measured_with": meter.describe(), "truth": meter.provenance,
+                           "points": points}
     if points:
         err = np.abs([p["error_pct"] for p in points])
         out["mape_pct"] = float(err.mean())
@@ -86,7 +87,7 @@ def format_report(report: dict[str, Any]) -> str:
         if r.get("kendall_tau") is not None:
             summary += f", Kendall tau {r['kendall_tau']:.2f}"
         lines.append(f"  {name} vs {r['measured_with']['name']} ({summary})")
-        lines.append(f"    {'trial':>6} {'metric':<12} {'recorded':>12} {'measured':>12} {'error':>8}")
+        lines.append(f"    {'trial':>6} {'metric':<12} {'recorded':>12} {r.get('truth', 'measured'):>12} {'error':>8}")
         for p in r["points"]:
             lines.append(f"    {p['trial']:>6} {p['metric']:<12} {p['recorded']:>12.5g} {p['measured']:>12.5g} "
                          f"{p['error_pct']:>7.1f}%  ({p['recorded_provenance']})")

@@ -14,7 +14,7 @@ def measuring_profile(profile: Profile, name: str | None = None) -> Profile | No
     ``measure_with`` is a profile name, or ``{profile: NAME, params: {...}}``, or an inline definition
     ``{kind: KIND, params: {...}}``. A ``batch_size`` of the predicted profile carries over.
     """
-    if profile.provenance == "measured":
+    if profile.provenance in ("measured", "synthesised"):  # synthesis is this hardware's ground truth here
         return profile
     spec: Any = profile.params.get("measure_with")
     if not spec:

@@ -70,6 +70,7 @@ def _load_builtin_kinds() -> None:
     from hwnas.profiles import onnxruntime as _ort  # noqa: F401
     from hwnas.profiles import predictor as _predictor  # noqa: F401
     from hwnas.profiles import printed as _printed  # noqa: F401
+    from hwnas.profiles import synthesis as _synthesis  # noqa: F401
     from hwnas.profiles import tvm as _tvm  # noqa: F401
 
 
