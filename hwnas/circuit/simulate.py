@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,6 @@ class Simulation:
 
 def simulate(verilog: Path, testbench: Path, *, timeout_s: float = 600.0) -> Simulation:
     """Compile and run ``testbench`` with ``verilog`` (the vector file must lie next to the testbench)."""
-    import time
-
     tool = simulator()
     if tool is None:
         raise CircuitError("simulating a circuit needs Icarus Verilog: install the 'iverilog' package "
@@ -113,9 +112,7 @@ def export_circuit(onnx_path: Path, x: np.ndarray, y: np.ndarray | None, out: Pa
     ONNX file's), then simulate them (``run``) and compare every class with the file's."""
     net = integer_network(onnx_path)
     codes, scores = input_codes(onnx_path, x)
-    exact = net.scores(codes)
-    if not np.array_equal(exact, np.asarray(scores, dtype=np.float64).astype(np.int64)) or not np.all(
-            np.asarray(scores) == exact):
+    if not np.array_equal(np.asarray(scores), net.scores(codes)):  # float64 integers against int64: by value
         raise CircuitError(f"{onnx_path.name}: the integer network does not reproduce the file's scores")
     onnx_classes = np.argmax(np.asarray(scores), axis=1)
     files = write_circuit(net, codes, onnx_classes, out)
