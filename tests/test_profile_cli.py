@@ -124,8 +124,11 @@ def test_predict_and_measure_refuse_the_wrong_kind(tmp_path):
     model = foreign_mlp(tmp_path / "m.onnx")
     proc = hwnas("profiles", "predict", "cpu-ort", str(model), check=False)
     assert proc.returncode == 2 and "use `hwnas profiles measure cpu-ort" in proc.stderr
-    proc = hwnas("profiles", "measure", "printed-egfet", str(model), check=False)
+    proc = hwnas("profiles", "measure", "printed-egfet", str(model), "--set", "measure_with=null", check=False)
     assert proc.returncode == 2 and "names nothing that measures it" in proc.stderr
+    proc = hwnas("profiles", "measure", "printed-egfet", str(model), check=False)  # measured by synthesis
+    assert proc.returncode == 2 and "not a fixed-point MLP in exact integer form" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
     proc = hwnas("profiles", "measure", "cpu-ort", str(tmp_path / "missing.onnx"), check=False)
     assert proc.returncode == 2 and "no such ONNX file" in proc.stderr
 
