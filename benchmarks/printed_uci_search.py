@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
             "published accuracies come from the papers' own splits.",
             "smallest_at_published_accuracy.by_val: the smallest-area Pareto point with validation accuracy >= the "
             "published accuracy (model selection on validation); by_test: the same on test accuracy.",
-            "Power is area x 3.1 mW/cm2 in egfet-bespoke-v1, so accuracy-area-power fronts are accuracy-area fronts.",
+            "Power is area x 3.62 mW/cm2 in egfet-bespoke-v2, so accuracy-area-power fronts are accuracy-area fronts.",
         ],
         "total_wall_s": time.perf_counter() - t_start, "loadavg_at_end": loadavg(),
         "published_all": {k: {"name": v[0], "topology": "-".join(map(str, v[1])), "area_cm2": v[2],

@@ -15,7 +15,8 @@ from torch import nn
 
 from hwnas.errors import ProfileError
 from hwnas.graph import LinearLayer, io_sizes, linear_layers
-from hwnas.profiles.printed import (
+from hwnas.profiles.printed import (  # noqa: I001
+    EgfetTech,
     PrintedProfile,
     csd_digits,
     csd_nonzero,
@@ -154,7 +155,7 @@ def test_power_of_two_weight_needs_no_adder() -> None:
 def test_power_tracks_area_and_act_bits_caps_hidden_width() -> None:
     ws = _random_mlp(5)
     full, capped = estimate_circuit(ws, 8, 4), estimate_circuit(ws, 8, 4, act_bits=6)
-    assert full.power_mw == pytest.approx(full.area_cm2 * 3.1)
+    assert full.power_mw == pytest.approx(full.area_cm2 * EgfetTech().power_mw_per_cm2)
     assert capped.layers[1].input_bits_max == 6 < full.layers[1].input_bits_max
     assert capped.area_cm2 < full.area_cm2
 
