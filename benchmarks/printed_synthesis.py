@@ -7,11 +7,12 @@ circuits, and its recalibration.
    trained weights; every evaluated trial's exported ONNX file is one circuit.
 2. **Both profiles on every circuit**: the analytical estimate (with its area split into adders, ReLUs and
    comparators) and the synthesised area / power / delay (Yosys + ABC on ``hw_profiles/egfet.lib``).
-3. **Fit and held-out error**: the circuits are split by dataset into 5 folds; the analytical model's
-   constants (FA-bit area, ReLU and comparator area per bit, power density, stage delay) are scaled by
-   non-negative least squares on 4 folds and scored on the fifth, so every error below is on circuits of
-   datasets the constants were not fitted on. Reported: MAPE, share within 10 %, Spearman rank correlation,
-   for the shipped constants and for the refitted ones; and the constants fitted on all circuits.
+3. **Recalibration and held-out error**: one scale per metric (the median synthesised / analytical ratio,
+   applied to every constant of that metric), scored leave-datasets-out: the circuits are split by dataset
+   into 5 folds and each fold is scored with the scale of the other four, so every error below is on circuits
+   of datasets the scale was not fitted on. Reported: median |error|, MAPE, share within 10 %, Spearman rank
+   correlation, for the shipped constants and the rescaled ones; and the scales fitted on all circuits.
+   ``--rows rows.json`` refits a saved run without training or synthesis.
 
 Run: ``python benchmarks/printed_synthesis.py [--circuits 200] [--quick]``; JSON to
 ``benchmarks/results/printed_synthesis.json`` (``--quick``: ``benchmarks/results/runs/printed_synthesis.quick.json``).
@@ -101,27 +102,10 @@ def cost(row: dict[str, Any], cache: Path) -> dict[str, Any]:
         "predicted": {m: predicted[m].value for m in ("area_cm2", "power_mw", "delay_ms")},
         "synthesised": {m: synth[m].value for m in ("area_cm2", "power_mw", "delay_ms")},
         "parts_mm2": {p: float(details["area_mm2"].get(p, 0.0)) for p in PARTS},
-        "delay_parts": delay_parts(details),
         "counts": details["counts"], "topology": details["topology"], "weight_bits": details["weight_bits"],
         "cells": area.details.get("cells"), "synthesis_seconds": seconds,
         "synthesis_cached": seconds < 0.5 * float(area.details.get("seconds") or 0.0),
     }
-
-
-def delay_parts(details: dict[str, Any]) -> dict[str, float]:
-    """The analytical delay split into what each constant multiplies (adder stages, ReLU layers, comparator
-    levels), recovered from the layer records with the shipped constants, so that a refit can scale each."""
-    from hwnas import profiles
-
-    params = profiles.get("printed-egfet").params
-    stages = relus = 0.0
-    for layer in details["layers"]:
-        relu = layer["activation"] is not None and layer["relus"] > 0
-        relus += relu
-        stages += (layer["delay_ms"] - (params["relu_delay_ms"] if relu else 0.0)) / params["stage_delay_ms"]
-    classes = details["classes"]
-    return {"stages": stages, "relu_layers": relus,
-            "comparator_levels": float(math.ceil(math.log2(classes)) if classes > 1 else 0)}
 
 
 def errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:

@@ -106,18 +106,20 @@ class CircuitCheck:
                 "files": [p.name for p in self.files]}
 
 
-def export_circuit(onnx_path: Path, x: np.ndarray, y: np.ndarray | None, out: Path, *,
-                   run: bool = True) -> CircuitCheck | list[Path]:
-    """Write ``out`` (``trial_N.v``), its testbench and vectors for the samples ``x`` (expected classes: the
-    ONNX file's), then simulate them (``run``) and compare every class with the file's."""
+def write_circuit_for(onnx_path: Path, x: np.ndarray, out: Path) -> tuple[IntegerNetwork, list[Path], np.ndarray]:
+    """Write ``out`` (``trial_N.v``), its testbench and vectors for the raw samples ``x``, the expected classes
+    being the ONNX file's; returns the network, the three files and those classes."""
     net = integer_network(onnx_path)
     codes, scores = input_codes(onnx_path, x)
     if not np.array_equal(np.asarray(scores), net.scores(codes)):  # float64 integers against int64: by value
         raise CircuitError(f"{onnx_path.name}: the integer network does not reproduce the file's scores")
     onnx_classes = np.argmax(np.asarray(scores), axis=1)
-    files = write_circuit(net, codes, onnx_classes, out)
-    if not run:
-        return files
+    return net, write_circuit(net, codes, onnx_classes, out), onnx_classes
+
+
+def export_circuit(onnx_path: Path, x: np.ndarray, y: np.ndarray | None, out: Path) -> CircuitCheck:
+    """:func:`write_circuit_for`, then simulate the vectors and compare every class with the file's."""
+    net, files, onnx_classes = write_circuit_for(onnx_path, x, out)
     sim = simulate(files[0], files[1])
     accuracy = None if y is None else float(np.mean(sim.classes == np.asarray(y)))
-    return CircuitCheck(net, files, len(codes), sim, onnx_classes, accuracy)
+    return CircuitCheck(net, files, len(onnx_classes), sim, onnx_classes, accuracy)

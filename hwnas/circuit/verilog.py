@@ -51,8 +51,9 @@ def circuit_verilog(net: IntegerNetwork, module: str = MODULE) -> str:
     for i in range(net.n_inputs):
         lines.append(f"  wire signed [{b}:0] x0_{i} = {{1'b0, inp[{b * i + b - 1}:{b * i}]}};")
         names.append(f"x0_{i}")
+    ranges = net.ranges()
     in_lo, in_hi = np.zeros(net.n_inputs, dtype=np.int64), np.full(net.n_inputs, 2**b - 1, dtype=np.int64)
-    for li, (layer, (lo, hi)) in enumerate(zip(net.layers, net.ranges())):
+    for li, (layer, (lo, hi)) in enumerate(zip(net.layers, ranges)):
         outs = []
         for k in range(layer.fan_out):
             width = _signed_width(int(lo[k]), int(hi[k]))
@@ -80,14 +81,10 @@ def circuit_verilog(net: IntegerNetwork, module: str = MODULE) -> str:
                 outs.append(acc)
         names = outs
         in_lo, in_hi = (np.maximum(lo, 0), np.maximum(hi, 0)) if layer.relu else (lo, hi)
-    lines += _argmax(names, net.n_classes, _signed_width(*_score_span(net)))
+    lo, hi = ranges[-1]
+    lines += _argmax(names, net.n_classes, _signed_width(int(lo.min()), int(hi.max())))
     lines.append("endmodule")
     return "\n".join(lines) + "\n"
-
-
-def _score_span(net: IntegerNetwork) -> tuple[int, int]:
-    lo, hi = net.ranges()[-1]
-    return int(lo.min()), int(hi.max())
 
 
 def _argmax(scores: list[str], n_classes: int, width: int) -> list[str]:
